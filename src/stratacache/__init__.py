@@ -1,0 +1,66 @@
+"""stratacache: a correct-first multi-tier cache for Python services in front of databases.
+
+>>> import stratacache as sc
+>>> cache = sc.Cache(sc.MemoryTier(max_entries=10_000), namespace="doc", ttl=60)
+>>> cache.set("user:1", {"name": "Ada"}, tags=["user:1"])
+>>> cache.get("user:1")
+{'name': 'Ada'}
+>>> cache.invalidate_tags("user:1")
+>>> cache.get("user:1") is None
+True
+"""
+
+from stratacache._api import AsyncCache, Cache, open
+from stratacache._types import Clock, Codec
+from stratacache.codecs import JsonCodec, MsgpackCodec, SignedPickleCodec, ZstdCodec
+from stratacache.errors import (
+    CacheClosedError,
+    CodecError,
+    ConfigError,
+    DecodeError,
+    EncodeError,
+    InvalidKeyError,
+    InvalidTTLError,
+    SerializationError,
+    SignatureError,
+    StrataCacheError,
+    TierError,
+    TierTimeoutError,
+    TierUnavailableError,
+    ValueTooLargeError,
+)
+from stratacache.metrics.stats import Stats, TierStats
+from stratacache.tiers import MemoryTier, SQLiteTier
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "AsyncCache",
+    "Cache",
+    "CacheClosedError",
+    "Clock",
+    "Codec",
+    "CodecError",
+    "ConfigError",
+    "DecodeError",
+    "EncodeError",
+    "InvalidKeyError",
+    "InvalidTTLError",
+    "JsonCodec",
+    "MemoryTier",
+    "MsgpackCodec",
+    "SQLiteTier",
+    "SerializationError",
+    "SignatureError",
+    "SignedPickleCodec",
+    "Stats",
+    "StrataCacheError",
+    "TierError",
+    "TierStats",
+    "TierTimeoutError",
+    "TierUnavailableError",
+    "ValueTooLargeError",
+    "ZstdCodec",
+    "__version__",
+    "open",
+]

@@ -1,0 +1,136 @@
+"""Protocols shared across layers: Clock, Codec, and the Store/AsyncStore tier interface.
+
+Tiers are dumb, atomic stores of envelopes: they never judge freshness, call a loader or look inside a value.
+The engine is their only caller.
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from stratacache.core.envelope import Envelope
+    from stratacache.metrics.stats import TierCounters
+
+__all__ = ["AsyncStore", "Changes", "Clock", "Codec", "Store"]
+
+
+@runtime_checkable
+class Clock(Protocol):
+    """Source of time; inject ``stratacache.testing.FakeClock`` in tests."""
+
+    def now(self) -> float:
+        """Wall-clock seconds since the epoch."""
+        ...
+
+    def monotonic(self) -> float:
+        """Monotonic seconds, for durations."""
+        ...
+
+
+@runtime_checkable
+class Codec(Protocol):
+    """Turns values into bytes and back. ``id`` (0-255) is stored in every envelope."""
+
+    id: int
+    name: str
+
+    def encode(self, value: Any, key: str) -> bytes:
+        """Serialize ``value`` stored under ``key``; raise ``EncodeError`` if it cannot be."""
+        ...
+
+    def decode(self, data: bytes, key: str) -> Any:
+        """Deserialize; raise ``DecodeError`` on corrupt or foreign bytes."""
+        ...
+
+
+class Changes(NamedTuple):
+    """What other processes changed in a shared store since the last poll."""
+
+    keys: tuple[str, ...]
+    gens: dict[str, int]
+    flush_all: bool
+
+
+class Store(Protocol):
+    """A synchronous L2 store of bytes envelopes (SQLite; Redis through its generated sync twin)."""
+
+    name: str
+    shared: bool
+    max_bytes: int | None
+    counters: TierCounters
+
+    def get_many(self, keys: Sequence[str]) -> list[Envelope[bytes] | None]:
+        """Envelopes of ``keys`` in order (``None`` where absent or unreadable)."""
+        ...
+
+    def set_many(self, items: Sequence[tuple[str, Envelope[bytes]]]) -> None:
+        """Store envelopes, replacing what is there, in one batch."""
+        ...
+
+    def delete_many(self, keys: Sequence[str]) -> int:
+        """Delete keys; return how many existed."""
+        ...
+
+    def get_gens(self, names: Sequence[str]) -> tuple[int, ...]:
+        """Current values of generation counters (0 when never bumped)."""
+        ...
+
+    def bump_gens(self, names: Sequence[str]) -> tuple[int, ...]:
+        """Increment generation counters atomically; return the new values."""
+        ...
+
+    def poll(self) -> Changes | None:
+        """Changes made by other processes since the last call (``None``: nothing changed)."""
+        ...
+
+    def usage(self) -> tuple[int, int]:
+        """``(entries, bytes)`` currently held."""
+        ...
+
+    def close(self) -> None:
+        """Release connections and files."""
+        ...
+
+
+class AsyncStore(Protocol):
+    """The awaitable twin of :class:`Store`, used by the async engine."""
+
+    name: str
+    shared: bool
+    max_bytes: int | None
+    counters: TierCounters
+
+    async def get_many(self, keys: Sequence[str]) -> list[Envelope[bytes] | None]:
+        """See :meth:`Store.get_many`."""
+        ...
+
+    async def set_many(self, items: Sequence[tuple[str, Envelope[bytes]]]) -> None:
+        """See :meth:`Store.set_many`."""
+        ...
+
+    async def delete_many(self, keys: Sequence[str]) -> int:
+        """See :meth:`Store.delete_many`."""
+        ...
+
+    async def get_gens(self, names: Sequence[str]) -> tuple[int, ...]:
+        """See :meth:`Store.get_gens`."""
+        ...
+
+    async def bump_gens(self, names: Sequence[str]) -> tuple[int, ...]:
+        """See :meth:`Store.bump_gens`."""
+        ...
+
+    def poll(self) -> Changes | None:
+        """See :meth:`Store.poll` (synchronous in both engines: it must be cheap)."""
+        ...
+
+    def usage(self) -> tuple[int, int]:
+        """See :meth:`Store.usage`."""
+        ...
+
+    async def close(self) -> None:
+        """See :meth:`Store.close`."""
+        ...

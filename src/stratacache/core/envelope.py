@@ -1,0 +1,82 @@
+"""The envelope: what every tier stores for one cache entry."""
+
+from __future__ import annotations
+
+from typing import Any, Final, Generic, TypeVar
+
+import msgspec
+
+from stratacache.errors import DecodeError
+
+__all__ = ["ENVELOPE_FORMAT", "Envelope", "decode_envelope", "encode_envelope", "with_value"]
+
+V = TypeVar("V")
+
+ENVELOPE_FORMAT: Final = 1
+"""First byte of a serialized envelope; a different byte is a miss, never a crash."""
+
+
+class Envelope(msgspec.Struct, Generic[V], frozen=True, array_like=True, gc=False):
+    """One stored entry.
+
+    Shared and embedded tiers hold ``Envelope[bytes]`` (the codec output). The in-process L1 holds
+    ``Envelope[Any]`` with the decoded object, so a hit needs no decode.
+
+    Attributes:
+        value: codec output (or the decoded object in L1).
+        codec: codec id in the low 8 bits, the cache's schema tag above: a mismatch is a miss.
+        created_at: wall-clock time of the write.
+        expires_at: end of freshness, or ``None`` for no expiry.
+        stale_until: end of the stale-while-revalidate / fail-safe window (``None``: same as ``expires_at``).
+        delta: loader duration in seconds (XFetch's delta); 0 for plain ``set``.
+        version: fencing number of the fill.
+        gens: namespace generation, then one generation per tag, read before the value was produced.
+        tags: the entry's tags, aligned with ``gens[1:]``.
+        size: encoded size in bytes (the weight used for byte budgets).
+    """
+
+    value: V
+    codec: int
+    created_at: float
+    expires_at: float | None
+    stale_until: float | None
+    delta: float
+    version: int
+    gens: tuple[int, ...]
+    tags: tuple[str, ...]
+    size: int
+
+    def gc_at(self) -> float | None:
+        """When a store may drop this entry: the later of ``expires_at`` and ``stale_until``."""
+        if self.stale_until is not None:
+            return self.stale_until
+        return self.expires_at
+
+
+_encoder = msgspec.msgpack.Encoder()
+_decoder: msgspec.msgpack.Decoder[Envelope[bytes]] = msgspec.msgpack.Decoder(Envelope[bytes])
+_PREFIX: Final = bytes([ENVELOPE_FORMAT])
+
+
+def encode_envelope(env: Envelope[bytes]) -> bytes:
+    """Serialize a bytes envelope for an embedded or shared store."""
+    return _PREFIX + _encoder.encode(env)
+
+
+def decode_envelope(data: bytes | memoryview) -> Envelope[bytes]:
+    """Deserialize what :func:`encode_envelope` wrote.
+
+    Raises:
+        DecodeError: the bytes are truncated, corrupt or of another envelope format.
+    """
+    if not data or data[0] != ENVELOPE_FORMAT:
+        raise DecodeError("unknown envelope format")
+    try:
+        return _decoder.decode(memoryview(data)[1:])
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise DecodeError(f"corrupt envelope: {exc}") from exc
+
+
+def with_value(env: Envelope[Any], value: V) -> Envelope[V]:
+    """Copy ``env`` with another value (bytes for L2, the decoded object for L1)."""
+    return msgspec.structs.replace(env, value=value)  # type: ignore[return-value]

@@ -1,0 +1,234 @@
+"""Stable, canonical cache keys (never ``hash()``: the same key in every process and every run).
+
+A user key is a ``str`` or a tuple of ``str | int | float | bytes | bool | None``. It is encoded into a
+canonical string, prefixed by the namespace. The encoding is injective: ``1``, ``1.0``, ``True`` and ``"1"``
+are four different keys. ``str`` keys are stored verbatim (readable in SQLite or Redis) unless they start with
+``(`` or ``\\``, which are escaped with a leading ``\\`` so that no ``str`` key collides with a tuple key.
+
+Decorator keys are ``module.qualname`` plus a blake2b digest of the canonically encoded bound arguments, which
+may also contain lists, dicts, sets, enums, dates, UUIDs and decimals.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import enum
+import hashlib
+import uuid
+from typing import TYPE_CHECKING, Any, Final
+
+from stratacache.errors import InvalidKeyError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterable
+
+__all__ = [
+    "MAX_KEY_LENGTH",
+    "build_key",
+    "canonical_args",
+    "digest_args",
+    "encode_key",
+    "escape_glob",
+    "gen_name",
+    "validate_tags",
+    "validate_namespace",
+]
+
+MAX_KEY_LENGTH: Final = 1024
+"""Longest canonical key (namespace excluded), in characters."""
+
+_SEP: Final = ":"
+_GEN_SEP: Final = "\x1f"
+
+
+def _encode_part(part: object) -> str:
+    t = type(part)
+    if t is str:
+        s: str = part  # type: ignore[assignment]
+        return "'" + s.replace("\\", "\\\\").replace("'", "\\'") + "'"
+    if t is int:
+        return str(part)
+    if t is bool:
+        return "T" if part else "F"
+    if part is None:
+        return "N"
+    if t is float:
+        return "f" + float.hex(part)  # type: ignore[arg-type]
+    if t is bytes:
+        return "b" + part.hex()  # type: ignore[attr-defined]
+    raise InvalidKeyError(
+        f"unsupported key part of type {t.__name__!r}: use str, int, float, bytes, bool or None"
+    )
+
+
+def encode_key(key: object) -> str:
+    """Return the canonical string of a user key (without namespace).
+
+    Raises:
+        InvalidKeyError: unsupported type, empty key, or longer than :data:`MAX_KEY_LENGTH`.
+    """
+    if type(key) is str:
+        s: str = key  # type: ignore[assignment]
+        if not s:
+            raise InvalidKeyError("empty key")
+        if s[0] == "(" or s[0] == "\\":
+            s = "\\" + s
+    elif type(key) is tuple:
+        if not key:
+            raise InvalidKeyError("empty tuple key")
+        s = "(" + ",".join([_encode_part(p) for p in key]) + ")"
+    else:
+        raise InvalidKeyError(
+            f"unsupported key type {type(key).__name__!r}: use str or a tuple of str, int, float, "
+            "bytes, bool or None"
+        )
+    if len(s) > MAX_KEY_LENGTH:
+        raise InvalidKeyError(f"key longer than {MAX_KEY_LENGTH} characters ({len(s)})")
+    return s
+
+
+def validate_namespace(namespace: object) -> str:
+    """Check a namespace: a non-empty ``str`` without control characters, at most 200 characters.
+
+    Raises:
+        ConfigError: the namespace is not acceptable.
+    """
+    from stratacache.errors import ConfigError
+
+    if not isinstance(namespace, str) or not namespace:
+        raise ConfigError("namespace must be a non-empty str")
+    if len(namespace) > 200 or any(ord(c) < 32 for c in namespace):
+        raise ConfigError("namespace must be at most 200 printable characters")
+    return namespace
+
+
+def build_key(namespace: str, key: object) -> str:
+    """Return the stored key ``"<namespace>:<canonical key>"``."""
+    return namespace + _SEP + encode_key(key)
+
+
+def gen_name(namespace: str, tag: str | None = None) -> str:
+    """Name of a generation counter: the namespace's own (``tag=None``) or one tag's within it."""
+    if tag is None:
+        return namespace
+    return namespace + _GEN_SEP + tag
+
+
+def validate_tags(tags: Iterable[object]) -> tuple[str, ...]:
+    """Check tags: non-empty ``str`` of at most 256 characters; duplicates are dropped, order kept.
+
+    Raises:
+        InvalidKeyError: a tag is not a non-empty ``str`` or is too long.
+    """
+    if isinstance(tags, str):
+        raise InvalidKeyError("tags must be an iterable of str, not a str")
+    out: dict[str, None] = {}
+    for tag in tags:
+        if type(tag) is not str or not tag or len(tag) > 256:
+            raise InvalidKeyError(f"invalid tag {tag!r}: tags are non-empty str of at most 256 chars")
+        out[tag] = None
+    return tuple(out)
+
+
+# ------------------------------------------------------------------ decorator arguments
+
+
+def _canon_str(v: Any) -> str:
+    return "s" + str(len(v)) + ":" + v
+
+
+def _canon_int(v: Any) -> str:
+    return "i" + str(v) + ";"
+
+
+def _canon_float(v: Any) -> str:
+    return "f" + float.hex(v) + ";"
+
+
+def _canon_bytes(v: Any) -> str:
+    return "b" + v.hex() + ";"
+
+
+def _canon_seq(prefix: str) -> Callable[[Any], str]:
+    def enc(v: Any) -> str:
+        return prefix + "".join([canonical_arg(x) for x in v]) + "]"
+
+    return enc
+
+
+def _canon_dict(v: Any) -> str:
+    items = sorted((canonical_arg(k), canonical_arg(x)) for k, x in v.items())
+    return "d" + "".join(k + x for k, x in items) + "]"
+
+
+def _canon_set(v: Any) -> str:
+    return "S" + "".join(sorted(canonical_arg(x) for x in v)) + "]"
+
+
+_CANON: Final[dict[type, Callable[[Any], str]]] = {
+    str: _canon_str,
+    int: _canon_int,
+    float: _canon_float,
+    bool: lambda v: "T" if v else "F",
+    type(None): lambda _v: "N",
+    bytes: _canon_bytes,
+    tuple: _canon_seq("t"),
+    list: _canon_seq("l"),
+    dict: _canon_dict,
+    set: _canon_set,
+    frozenset: _canon_set,
+    dt.datetime: lambda v: "D" + v.isoformat() + ";",
+    dt.date: lambda v: "d" + v.isoformat() + ";",
+    dt.time: lambda v: "h" + v.isoformat() + ";",
+    dt.timedelta: lambda v: "z" + repr(v.total_seconds()) + ";",
+    uuid.UUID: lambda v: "u" + v.hex + ";",
+    decimal.Decimal: lambda v: "m" + str(v) + ";",
+}
+
+
+def canonical_arg(value: object) -> str:
+    """Canonical, type-tagged encoding of one decorator argument.
+
+    Raises:
+        InvalidKeyError: the argument's type has no stable encoding (pass a key function instead).
+    """
+    enc = _CANON.get(type(value))
+    if enc is not None:
+        return enc(value)
+    if isinstance(value, enum.Enum):
+        cls = type(value)
+        return "e" + cls.__module__ + "." + cls.__qualname__ + "." + value.name + ";"
+    fields = getattr(type(value), "__struct_fields__", None) or getattr(
+        type(value), "__dataclass_fields__", None
+    )
+    if fields is not None:
+        cls = type(value)
+        names = fields if isinstance(fields, tuple) else tuple(fields)
+        inner = "".join(_canon_str(n) + canonical_arg(getattr(value, n)) for n in names)
+        return "o" + cls.__module__ + "." + cls.__qualname__ + "{" + inner + "}"
+    raise InvalidKeyError(
+        f"cannot build a stable cache key from an argument of type {type(value).__name__!r}; "
+        "pass key= to the decorator or use a str/int/float/bytes/tuple/list/dict/enum/dataclass argument"
+    )
+
+
+def canonical_args(values: Iterable[object]) -> str:
+    """Canonical encoding of a sequence of bound argument values."""
+    return "".join([canonical_arg(v) for v in values])
+
+
+def digest_args(values: Iterable[object]) -> str:
+    """blake2b-128 hex digest of the canonical encoding of bound argument values."""
+    return hashlib.blake2b(canonical_args(values).encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def escape_glob(text: str) -> str:
+    r"""Escape ``* ? [ ] \`` so that ``text`` matches itself in a Redis/SQLite GLOB pattern."""
+    out = []
+    for ch in text:
+        if ch in "*?[]\\":
+            out.append("\\" + ch)
+        else:
+            out.append(ch)
+    return "".join(out)

@@ -1,0 +1,198 @@
+"""``@cache.cached``: memoize a function through a cache, with stable keys and tag invalidation.
+
+The wrapper is chosen once, at decoration: a plain function gets a synchronous wrapper (``Cache``), a coroutine
+function an asynchronous one (``AsyncCache``); the other combinations are a ``TypeError``. Keys are
+``module.qualname`` plus a blake2b digest of the canonically encoded bound arguments (defaults applied), so
+``f(1)``, ``f(x=1)`` and ``f(1, y=<default>)`` share one entry and keys agree across processes and runs.
+Methods are supported: a first parameter named ``self`` or ``cls`` is left out of the key.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+
+from stratacache.core.keys import canonical_args, digest_args
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Iterable
+
+    from stratacache._sync.engine import Engine
+    from stratacache.core.engine import AsyncEngine
+
+__all__ = ["AsyncCachedFunction", "CachedFunction", "KeyBuilder"]
+
+P = ParamSpec("P")
+R = TypeVar("R")
+
+
+class KeyBuilder:
+    """Builds the stable key of a call; the common shape (positional args only) skips ``inspect.bind``."""
+
+    __slots__ = ("_defaults", "_fast", "_n", "_prefix", "_sig", "_skip_first")
+
+    def __init__(self, fn: Callable[..., Any], prefix: str | None = None) -> None:
+        sig = inspect.signature(fn)
+        params = list(sig.parameters.values())
+        qualname = getattr(fn, "__qualname__", getattr(fn, "__name__", "fn"))
+        self._skip_first = bool(params) and params[0].name in {"self", "cls"} and "." in qualname
+        if self._skip_first:
+            params = params[1:]
+            sig = sig.replace(parameters=params)
+        self._sig = sig
+        positional = (inspect.Parameter.POSITIONAL_ONLY, inspect.Parameter.POSITIONAL_OR_KEYWORD)
+        self._fast = all(p.kind in positional for p in params)
+        self._n = len(params)
+        self._defaults = tuple(p.default for p in params)
+        module = getattr(fn, "__module__", None) or "__main__"
+        self._prefix = prefix if prefix is not None else f"{module}.{qualname}:"
+
+    @property
+    def skip_first(self) -> bool:
+        """Whether the first argument (``self``/``cls``) is left out of the key."""
+        return self._skip_first
+
+    def values(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
+        """The bound argument values, defaults applied, in parameter order."""
+        n = len(args)
+        if self._fast and not kwargs and n <= self._n:
+            if n == self._n:
+                return args
+            tail = self._defaults[n:]
+            if inspect.Parameter.empty not in tail:
+                return args + tail
+        bound = self._sig.bind(*args, **kwargs)
+        bound.apply_defaults()
+        out: list[Any] = []
+        for name, value in bound.arguments.items():
+            kind = self._sig.parameters[name].kind
+            if kind is inspect.Parameter.VAR_KEYWORD:
+                out.append(dict(value))
+            elif kind is inspect.Parameter.VAR_POSITIONAL:
+                out.append(tuple(value))
+            else:
+                out.append(value)
+        return tuple(out)
+
+    def key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        """The stable key string of a call (arguments without ``self``/``cls``)."""
+        return self._prefix + digest_args(self.values(args, kwargs))
+
+    def canonical(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        """The canonical encoding the digest is computed from (for debugging key collisions)."""
+        return canonical_args(self.values(args, kwargs))
+
+
+class CachedFunction(Generic[P, R]):
+    """A function memoized through a synchronous :class:`~stratacache.Cache`."""
+
+    def __init__(
+        self,
+        cache: Engine,
+        fn: Callable[P, R],
+        *,
+        ttl: float | None,
+        tags: Callable[..., Iterable[str]] | None,
+        key: Callable[..., str] | None,
+    ) -> None:
+        self.__wrapped__ = fn
+        functools.update_wrapper(self, fn)
+        self._cache = cache
+        self._fn = fn
+        self._ttl = ttl
+        self._tags = tags
+        self._keyfn = key
+        self._kb = KeyBuilder(fn)
+
+    def key(self, *args: Any, **kwargs: Any) -> str:
+        """The cache key these arguments map to (without ``self`` for methods), stable across processes."""
+        if self._keyfn is not None:
+            return self._kb._prefix + str(self._keyfn(*args, **kwargs))
+        return self._kb.key(args, kwargs)
+
+    def invalidate(self, *args: Any, **kwargs: Any) -> bool:
+        """Drop the entry these arguments map to; return whether it existed."""
+        return self._cache.delete(self.key(*args, **kwargs))
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        kargs = args[1:] if self._kb.skip_first else args
+        k = self.key(*kargs, **kwargs)
+        tags = self._tags(*args, **kwargs) if self._tags is not None else ()
+        fn = self._fn
+        return self._cache.get_or_load(k, lambda: fn(*args, **kwargs), ttl=self._ttl, tags=tags)
+
+    def __get__(self, obj: object, objtype: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return _BoundCached(self, obj)
+
+
+class _BoundCached:
+    """A cached method bound to an instance: ``obj.method(...)``, ``obj.method.invalidate(...)``."""
+
+    __slots__ = ("_cf", "_obj")
+
+    def __init__(self, cf: CachedFunction[Any, Any] | AsyncCachedFunction[Any, Any], obj: object) -> None:
+        self._cf = cf
+        self._obj = obj
+
+    def __call__(self, *args: Any, **kwargs: Any) -> Any:
+        return self._cf(self._obj, *args, **kwargs)  # type: ignore[arg-type]
+
+    def key(self, *args: Any, **kwargs: Any) -> str:
+        """See :meth:`CachedFunction.key`."""
+        return self._cf.key(*args, **kwargs)
+
+    def invalidate(self, *args: Any, **kwargs: Any) -> Any:
+        """See :meth:`CachedFunction.invalidate`."""
+        return self._cf.invalidate(*args, **kwargs)
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._cf, name)
+
+
+class AsyncCachedFunction(Generic[P, R]):
+    """A coroutine function memoized through an :class:`~stratacache.AsyncCache`."""
+
+    def __init__(
+        self,
+        cache: AsyncEngine,
+        fn: Callable[P, Awaitable[R]],
+        *,
+        ttl: float | None,
+        tags: Callable[..., Iterable[str]] | None,
+        key: Callable[..., str] | None,
+    ) -> None:
+        self.__wrapped__ = fn
+        functools.update_wrapper(self, fn)
+        self._cache = cache
+        self._fn = fn
+        self._ttl = ttl
+        self._tags = tags
+        self._keyfn = key
+        self._kb = KeyBuilder(fn)
+        if hasattr(inspect, "markcoroutinefunction"):  # Python >= 3.12
+            inspect.markcoroutinefunction(self)
+
+    def key(self, *args: Any, **kwargs: Any) -> str:
+        """The cache key these arguments map to (without ``self`` for methods), stable across processes."""
+        if self._keyfn is not None:
+            return self._kb._prefix + str(self._keyfn(*args, **kwargs))
+        return self._kb.key(args, kwargs)
+
+    async def invalidate(self, *args: Any, **kwargs: Any) -> bool:
+        """Drop the entry these arguments map to; return whether it existed."""
+        return await self._cache.delete(self.key(*args, **kwargs))
+
+    async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        kargs = args[1:] if self._kb.skip_first else args
+        k = self.key(*kargs, **kwargs)
+        tags = self._tags(*args, **kwargs) if self._tags is not None else ()
+        fn = self._fn
+        return await self._cache.get_or_load(k, lambda: fn(*args, **kwargs), ttl=self._ttl, tags=tags)
+
+    def __get__(self, obj: object, objtype: type | None = None) -> Any:
+        if obj is None:
+            return self
+        return _BoundCached(self, obj)

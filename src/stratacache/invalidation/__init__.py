@@ -1,0 +1,1 @@
+"""Invalidation by generation counters (O(1) per tag, never a key scan)."""

@@ -1,0 +1,131 @@
+"""The engine's view of namespace and tag generations.
+
+The authoritative counters live in the lowest shared tier (``home``). This object is the process-local cache of
+them: it learns values from reads, from this process's own bumps (the values the store returned) and from other
+processes' bumps (the backplane poll), and only ever moves a counter forward. Without a shared tier it *is* the
+authority. Either way its memory is bounded: a cache of counters drops names and fetches them again; an
+authority that grows past the bound bumps the namespace (a full, correct invalidation) and starts afresh.
+"""
+
+from __future__ import annotations
+
+from typing import Final
+
+from stratacache.core.keys import gen_name
+
+__all__ = ["Generations"]
+
+MAX_TRACKED: Final = 100_000
+
+
+class Generations:
+    """Namespace generation plus per-tag generations of one engine's namespace."""
+
+    __slots__ = ("authoritative", "namespace", "ns", "ns_name", "tags", "tag_prefix")
+
+    def __init__(self, namespace: str, *, authoritative: bool) -> None:
+        self.namespace = namespace
+        self.ns_name = gen_name(namespace)
+        self.tag_prefix = gen_name(namespace, "")
+        self.authoritative = authoritative
+        self.ns: int | None = 0 if authoritative else None
+        self.tags: dict[str, int] = {}
+
+    def store_names(self, tags: tuple[str, ...]) -> list[str]:
+        """Names of ``tags``' counters in the shared store."""
+        return [self.tag_prefix + t for t in tags]
+
+    def missing(self, tags: tuple[str, ...]) -> tuple[str, ...]:
+        """Tags whose generation is unknown here (always empty when authoritative)."""
+        if self.authoritative:
+            return ()
+        known = self.tags
+        return tuple(t for t in tags if t not in known)
+
+    def learn_tags(self, tags: tuple[str, ...] | list[str], values: tuple[int, ...] | list[int]) -> None:
+        """Record generations read from (or returned by) the shared store, moving forward only."""
+        known = self.tags
+        if len(known) + len(tags) > MAX_TRACKED and not self.authoritative:
+            for name in list(known)[: len(known) // 2]:
+                del known[name]
+        for tag, value in zip(tags, values, strict=True):
+            if value > known.get(tag, -1):
+                known[tag] = value
+
+    def learn_ns(self, value: int) -> None:
+        """Record the namespace generation, moving forward only."""
+        if self.ns is None or value > self.ns:
+            self.ns = value
+
+    def learn_names(self, gens: dict[str, int]) -> bool:
+        """Apply store-level names from another process; return whether the namespace moved."""
+        moved = False
+        prefix = self.tag_prefix
+        for name, value in gens.items():
+            if name == self.ns_name:
+                if self.ns is None or value > self.ns:
+                    self.ns = value
+                    moved = True
+            elif name.startswith(prefix):
+                tag = name[len(prefix) :]
+                if value > self.tags.get(tag, -1):
+                    self.tags[tag] = value
+        return moved
+
+    def bump_local(self, tags: tuple[str, ...]) -> None:
+        """Authoritative bump of tags (no shared tier); bounded by bumping the namespace when too many."""
+        known = self.tags
+        for tag in tags:
+            known[tag] = known.get(tag, 0) + 1
+        if len(known) > MAX_TRACKED:
+            self.bump_ns_local()
+
+    def bump_ns_local(self) -> None:
+        """Authoritative namespace bump: every entry of the namespace becomes a miss."""
+        self.ns = (self.ns or 0) + 1
+        self.tags.clear()
+
+    def forget(self) -> None:
+        """Forget everything learned (after losing track of the shared store's log)."""
+        if not self.authoritative:
+            self.ns = None
+            self.tags.clear()
+
+    def snapshot(self, tags: tuple[str, ...]) -> tuple[int, ...] | None:
+        """``(ns, *tag gens)`` if all are known, else ``None``."""
+        ns = self.ns
+        if ns is None:
+            return None
+        if not tags:
+            return (ns,)
+        known = self.tags
+        if self.authoritative:
+            return (ns, *(known.get(t, 0) for t in tags))
+        out = [ns]
+        for t in tags:
+            v = known.get(t)
+            if v is None:
+                return None
+            out.append(v)
+        return tuple(out)
+
+    def current(self, gens: tuple[int, ...], tags: tuple[str, ...]) -> bool | None:
+        """Whether stored ``gens`` are current: ``True``/``False``, or ``None`` when a counter is unknown."""
+        ns = self.ns
+        if ns is None:
+            return None
+        if gens[0] != ns:
+            return False
+        if not tags:
+            return True
+        known = self.tags
+        auth = self.authoritative
+        for i, t in enumerate(tags, 1):
+            v = known.get(t)
+            if v is None:
+                if not auth:
+                    return None
+                v = 0
+            if v != gens[i]:
+                return False
+        return True

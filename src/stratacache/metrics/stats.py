@@ -1,0 +1,119 @@
+"""Per-tier counters (plain ints: no lock on the hit path) and the frozen :class:`Stats` snapshot."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+__all__ = ["EngineCounters", "Stats", "TierCounters", "TierStats"]
+
+
+class TierCounters:
+    """Mutable counters of one tier.
+
+    Increments are plain ``+=`` on slotted ints: no lock on the hit path. Under the GIL an increment racing
+    another thread's can, rarely, be lost; counts are for monitoring, never for decisions.
+    """
+
+    __slots__ = ("deletes", "errors", "evictions", "hits", "misses", "sets", "stale")
+
+    def __init__(self) -> None:
+        self.hits = 0
+        self.misses = 0
+        self.stale = 0
+        self.sets = 0
+        self.deletes = 0
+        self.evictions = 0
+        self.errors = 0
+
+    def snapshot(self, name: str, entries: int, nbytes: int) -> TierStats:
+        """Freeze the counters together with the tier's current size."""
+        return TierStats(
+            name=name,
+            hits=self.hits,
+            misses=self.misses,
+            sets=self.sets,
+            deletes=self.deletes,
+            evictions=self.evictions,
+            errors=self.errors,
+            entries=entries,
+            bytes=nbytes,
+        )
+
+
+class EngineCounters:
+    """Engine-wide counters: loads, load errors, coalesced waits, invalidations."""
+
+    __slots__ = ("coalesced", "invalidations", "load_errors", "load_time", "loads")
+
+    def __init__(self) -> None:
+        self.loads = 0
+        self.load_errors = 0
+        self.load_time = 0.0
+        self.coalesced = 0
+        self.invalidations = 0
+
+
+@dataclass(frozen=True, slots=True)
+class TierStats:
+    """Counters of one tier at the time of :meth:`stratacache.Cache.stats`."""
+
+    name: str
+    hits: int
+    misses: int
+    sets: int
+    deletes: int
+    evictions: int
+    errors: int
+    entries: int
+    bytes: int
+
+    @property
+    def hit_ratio(self) -> float:
+        """``hits / (hits + misses)``, 0.0 before the first lookup."""
+        total = self.hits + self.misses
+        return self.hits / total if total else 0.0
+
+
+@dataclass(frozen=True, slots=True)
+class Stats:
+    """A frozen snapshot of a cache's counters, one :class:`TierStats` per tier, L1 first.
+
+    Attributes:
+        namespace: the cache's namespace.
+        tiers: per-tier counters, in lookup order.
+        loads: loader calls made by ``get_or_load`` and decorated functions.
+        load_errors: loader calls that raised.
+        load_seconds: total time spent in loaders.
+        coalesced: callers that waited for another caller's load instead of loading (single-flight).
+        invalidations: ``invalidate_tags``/``clear`` calls plus generations bumped by other processes.
+    """
+
+    namespace: str
+    tiers: tuple[TierStats, ...]
+    loads: int
+    load_errors: int
+    load_seconds: float
+    coalesced: int
+    invalidations: int
+
+    def __getitem__(self, name: str) -> TierStats:
+        """The :class:`TierStats` of the tier named ``name`` (``"memory"``, ``"sqlite"``...)."""
+        for t in self.tiers:
+            if t.name == name:
+                return t
+        raise KeyError(name)
+
+    @property
+    def hits(self) -> int:
+        """Requests answered by any tier."""
+        return sum(t.hits for t in self.tiers)
+
+    @property
+    def hit_ratio(self) -> float:
+        """Share of lookups answered by some tier (a miss in L1 then a hit in L2 counts once, as a hit)."""
+        if not self.tiers:
+            return 0.0
+        misses = self.tiers[-1].misses
+        hits = self.hits
+        total = hits + misses
+        return hits / total if total else 0.0

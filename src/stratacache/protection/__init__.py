@@ -1,0 +1,1 @@
+"""Protection against load: single-flight today; leases, XFetch, stale-while-revalidate and fail-safe next."""

@@ -1,0 +1,69 @@
+"""Adapters between store flavours: the async engine reaches a blocking store through :func:`arun_blocking`."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from stratacache._primitives import arun_blocking
+
+if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from stratacache._types import Changes, Store
+    from stratacache.core.envelope import Envelope
+    from stratacache.metrics.stats import TierCounters
+
+__all__ = ["BlockingStoreAdapter"]
+
+
+class BlockingStoreAdapter:
+    """An :class:`~stratacache._types.AsyncStore` over a blocking :class:`~stratacache._types.Store`.
+
+    I/O runs in the default executor so the event loop never waits on disk; ``poll`` and ``usage`` stay
+    synchronous because they are cheap reads that never block on a writer in WAL mode.
+    """
+
+    __slots__ = ("max_bytes", "name", "shared", "store")
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+        self.name = store.name
+        self.shared = store.shared
+        self.max_bytes = store.max_bytes
+
+    @property
+    def counters(self) -> TierCounters:
+        """The wrapped store's counters."""
+        return self.store.counters
+
+    async def get_many(self, keys: Sequence[str]) -> list[Envelope[bytes] | None]:
+        """See :meth:`Store.get_many`."""
+        return await arun_blocking(self.store.get_many, keys)
+
+    async def set_many(self, items: Sequence[tuple[str, Envelope[bytes]]]) -> None:
+        """See :meth:`Store.set_many`."""
+        await arun_blocking(self.store.set_many, items)
+
+    async def delete_many(self, keys: Sequence[str]) -> int:
+        """See :meth:`Store.delete_many`."""
+        return await arun_blocking(self.store.delete_many, keys)
+
+    async def get_gens(self, names: Sequence[str]) -> tuple[int, ...]:
+        """See :meth:`Store.get_gens`."""
+        return await arun_blocking(self.store.get_gens, names)
+
+    async def bump_gens(self, names: Sequence[str]) -> tuple[int, ...]:
+        """See :meth:`Store.bump_gens`."""
+        return await arun_blocking(self.store.bump_gens, names)
+
+    def poll(self) -> Changes | None:
+        """See :meth:`Store.poll`."""
+        return self.store.poll()
+
+    def usage(self) -> tuple[int, int]:
+        """See :meth:`Store.usage`."""
+        return self.store.usage()
+
+    async def close(self) -> None:
+        """See :meth:`Store.close`."""
+        await arun_blocking(self.store.close)

@@ -1,0 +1,164 @@
+"""The in-process tier (L1): decoded objects, count and byte bounds, amortized expiry, thread-safe.
+
+Reads are lock-free: one dict lookup plus the policy's access record. Writes, deletes and evictions take one
+lock. Expired entries are reclaimed from a min-heap of expiry times, a few per write (amortized O(log n), never a
+full scan), and lazily when a read finds one.
+"""
+
+from __future__ import annotations
+
+import heapq
+import threading
+from typing import TYPE_CHECKING, Any
+
+from stratacache.errors import ValueTooLargeError
+from stratacache.metrics.stats import TierCounters
+from stratacache.tiers.policy import make_policy
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable, Sequence
+
+    from stratacache.core.envelope import Envelope
+
+__all__ = ["MemoryStore"]
+
+_RECLAIM_PER_WRITE = 4
+
+
+class MemoryStore:
+    """L1 store. The engine creates envelopes whose ``size`` is the entry's weight."""
+
+    shared = False
+
+    def __init__(
+        self,
+        *,
+        max_entries: int | None,
+        max_bytes: int | None,
+        policy: str = "lru",
+        copy_on_read: bool = False,
+        name: str = "memory",
+    ) -> None:
+        self.name = name
+        self.max_entries = max_entries
+        self.max_bytes = max_bytes
+        self.copy_on_read = copy_on_read
+        self.counters = TierCounters()
+        self._policy = make_policy(policy)
+        self._lock = threading.Lock()
+        self._bytes = 0
+        self._heap: list[tuple[float, str]] = []
+
+    # ------------------------------------------------------------------ reads (lock-free)
+
+    def get(self, key: str) -> Envelope[Any] | None:
+        """Return the stored envelope (fresh or not: the engine judges) and record the access."""
+        return self._policy.get(key)
+
+    # ------------------------------------------------------------------ writes
+
+    def check_weight(self, weight: int) -> None:
+        """Raise :class:`ValueTooLargeError` if one entry of ``weight`` bytes can never fit."""
+        if self.max_bytes is not None and weight > self.max_bytes:
+            raise ValueTooLargeError(
+                f"value weighs {weight} bytes, more than the memory tier's max_bytes={self.max_bytes}"
+            )
+
+    def set(self, key: str, env: Envelope[Any], now: float) -> None:
+        """Insert or replace one entry, then evict to the bounds and reclaim a few expired entries."""
+        with self._lock:
+            self._put(key, env)
+            self._evict()
+            self._reclaim(now, _RECLAIM_PER_WRITE)
+
+    def set_many(self, items: Sequence[tuple[str, Envelope[Any]]], now: float) -> None:
+        """Insert or replace several entries under one lock acquisition."""
+        with self._lock:
+            for key, env in items:
+                self._put(key, env)
+            self._evict()
+            self._reclaim(now, _RECLAIM_PER_WRITE * max(1, len(items)))
+
+    def delete(self, key: str) -> bool:
+        """Remove one entry; return whether it was there."""
+        with self._lock:
+            return self._remove(key)
+
+    def delete_if(self, key: str, env: Envelope[Any]) -> None:
+        """Remove ``key`` only if it still holds ``env`` (dropping a dead entry a reader found)."""
+        with self._lock:
+            if self._policy.peek(key) is env:
+                self._remove(key)
+
+    def delete_many(self, keys: Iterable[str]) -> int:
+        """Remove several entries; return how many were there."""
+        with self._lock:
+            return sum(self._remove(k) for k in keys)
+
+    def clear(self) -> None:
+        """Drop every entry."""
+        with self._lock:
+            self._policy.clear()
+            self._heap.clear()
+            self._bytes = 0
+
+    def usage(self) -> tuple[int, int]:
+        """``(entries, bytes)``."""
+        return len(self._policy), self._bytes
+
+    def close(self) -> None:
+        """Drop every entry."""
+        self.clear()
+
+    # ------------------------------------------------------------------ internals (lock held)
+
+    def _put(self, key: str, env: Envelope[Any]) -> None:
+        old = self._policy.put(key, env)
+        if old is not None:
+            self._bytes -= old.size
+        self._bytes += env.size
+        gc_at = env.gc_at()
+        if gc_at is not None:
+            heapq.heappush(self._heap, (gc_at, key))
+            if len(self._heap) > 2 * len(self._policy) + 1024:
+                self._rebuild_heap()
+
+    def _remove(self, key: str) -> bool:
+        old = self._policy.pop(key)
+        if old is None:
+            return False
+        self._bytes -= old.size
+        return True
+
+    def _evict(self) -> None:
+        max_entries, max_bytes = self.max_entries, self.max_bytes
+        policy = self._policy
+        while (max_entries is not None and len(policy) > max_entries) or (
+            max_bytes is not None and self._bytes > max_bytes
+        ):
+            victim = policy.victim()
+            if victim is None:
+                break
+            self._remove(victim)
+            self.counters.evictions += 1
+
+    def _reclaim(self, now: float, budget: int) -> None:
+        heap = self._heap
+        while budget and heap and heap[0][0] <= now:
+            gc_at, key = heapq.heappop(heap)
+            budget -= 1
+            env = self._policy.peek(key)
+            if env is not None and env.gc_at() == gc_at:
+                self._remove(key)
+                self.counters.evictions += 1
+
+    def _rebuild_heap(self) -> None:
+        heap: list[tuple[float, str]] = []
+        for key in self._policy.keys():
+            env = self._policy.peek(key)
+            if env is not None:
+                gc_at = env.gc_at()
+                if gc_at is not None:
+                    heap.append((gc_at, key))
+        heapq.heapify(heap)
+        self._heap = heap

@@ -1,0 +1,108 @@
+"""Eviction policies for the in-process tier, behind one small interface.
+
+A policy is the container *and* the order: ``get`` records an access, ``put`` inserts or replaces, ``pop``
+removes, ``victim`` names the next key to evict. ``MemoryStore`` keeps byte/count accounting, expiry and locking,
+so a new policy (W-TinyLFU) only has to implement this protocol.
+"""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any, Protocol
+
+if TYPE_CHECKING:
+    from collections.abc import Iterator
+
+    from stratacache.core.envelope import Envelope
+
+__all__ = ["EvictionPolicy", "LRUPolicy", "make_policy"]
+
+
+class EvictionPolicy(Protocol):
+    """Container plus eviction order. ``get`` may be called without the store's lock; the rest hold it."""
+
+    def get(self, key: str) -> Envelope[Any] | None:
+        """Return the entry and record the access (lock-free)."""
+        ...
+
+    def peek(self, key: str) -> Envelope[Any] | None:
+        """Return the entry without recording an access."""
+        ...
+
+    def put(self, key: str, env: Envelope[Any]) -> Envelope[Any] | None:
+        """Insert or replace; return the replaced entry."""
+        ...
+
+    def pop(self, key: str) -> Envelope[Any] | None:
+        """Remove and return the entry."""
+        ...
+
+    def victim(self) -> str | None:
+        """The key to evict next, or ``None`` when empty."""
+        ...
+
+    def clear(self) -> None:
+        """Drop everything."""
+        ...
+
+    def keys(self) -> Iterator[str]:
+        """Iterate over a snapshot of the keys."""
+        ...
+
+    def __len__(self) -> int: ...
+
+
+class LRUPolicy:
+    """Least recently used, on an ``OrderedDict`` (its C implementation makes each step atomic under the GIL)."""
+
+    __slots__ = ("_data",)
+
+    def __init__(self) -> None:
+        self._data: OrderedDict[str, Envelope[Any]] = OrderedDict()
+
+    def get(self, key: str) -> Envelope[Any] | None:
+        """Return the entry and move it to the most-recent end."""
+        env = self._data.get(key)
+        if env is not None:
+            try:
+                self._data.move_to_end(key)
+            except KeyError:  # removed by a writer between the two steps
+                return None
+        return env
+
+    def peek(self, key: str) -> Envelope[Any] | None:
+        """Return the entry without touching the order."""
+        return self._data.get(key)
+
+    def put(self, key: str, env: Envelope[Any]) -> Envelope[Any] | None:
+        """Insert or replace at the most-recent end."""
+        old = self._data.get(key)
+        self._data[key] = env
+        self._data.move_to_end(key)
+        return old
+
+    def pop(self, key: str) -> Envelope[Any] | None:
+        """Remove and return."""
+        return self._data.pop(key, None)
+
+    def victim(self) -> str | None:
+        """The least recently used key."""
+        return next(iter(self._data), None)
+
+    def clear(self) -> None:
+        """Drop everything."""
+        self._data.clear()
+
+    def keys(self) -> Iterator[str]:
+        """A snapshot of the keys, oldest first."""
+        return iter(list(self._data))
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+
+def make_policy(name: str) -> EvictionPolicy:
+    """Build a policy by name (``"lru"``; ``"tinylfu"`` maps to LRU until W-TinyLFU lands, with a warning)."""
+    if name in {"lru", "tinylfu"}:
+        return LRUPolicy()
+    raise ValueError(name)

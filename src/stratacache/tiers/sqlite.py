@@ -1,0 +1,399 @@
+"""The embedded tier: one SQLite file in WAL mode, shared safely by threads and processes.
+
+Layout (all tables prefixed ``sc_``):
+
+- ``sc_entries(key, env, gc_at, size, atime)``: serialized envelopes. ``gc_at`` is when the row may be collected
+  (freshness itself is decided by the engine from the envelope); ``atime`` drives approximate-LRU eviction.
+- ``sc_meta``: running totals of rows and bytes, kept exact by triggers, so the byte bound costs no scan.
+- ``sc_gens(name, gen)``: namespace and tag generation counters (``invalidate_tags`` is one UPSERT per tag).
+- ``sc_log(seq, origin, kind, name)``: the backplane over SQLite. Every write, delete and generation bump is
+  logged with the writing store's origin id; other processes read new rows when ``PRAGMA data_version`` moves,
+  drop the named keys from their L1 and learn new generations. The log is pruned to its newest rows; a reader
+  that fell behind the pruned range flushes its whole L1.
+
+Each thread gets its own connection (SQLite connections must not be shared across threads mid-statement);
+statements are prepared once by sqlite3's statement cache; PRAGMAs run once per connection, never per call.
+Reads never write: access times are buffered in memory and written with the next write transaction. Corrupt or
+truncated rows are misses (counted as errors) and are deleted.
+"""
+
+from __future__ import annotations
+
+import os
+import sqlite3
+import threading
+import uuid
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+
+from stratacache._types import Changes
+from stratacache.core.envelope import decode_envelope, encode_envelope
+from stratacache.errors import DecodeError, TierError
+from stratacache.metrics.stats import TierCounters
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Sequence
+
+    from stratacache.core.envelope import Envelope
+
+__all__ = ["SQLiteStore"]
+
+SCHEMA_VERSION: Final = 1
+_KIND_KEY: Final = 0
+_KIND_GEN: Final = 1
+_LOG_KEEP: Final = 50_000
+_LOG_READ_LIMIT: Final = 10_000
+_TOUCH_FLUSH: Final = 512
+_CHUNK: Final = 500  # below SQLite's default limit of host parameters
+
+_SCHEMA: Final = f"""
+CREATE TABLE IF NOT EXISTS sc_entries(
+    key TEXT PRIMARY KEY,
+    env BLOB NOT NULL,
+    gc_at REAL,
+    size INTEGER NOT NULL,
+    atime REAL NOT NULL
+);
+CREATE INDEX IF NOT EXISTS sc_entries_gc ON sc_entries(gc_at) WHERE gc_at IS NOT NULL;
+CREATE INDEX IF NOT EXISTS sc_entries_atime ON sc_entries(atime);
+CREATE TABLE IF NOT EXISTS sc_meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
+INSERT OR IGNORE INTO sc_meta(k, v) VALUES ('bytes', 0), ('entries', 0), ('schema', {SCHEMA_VERSION});
+CREATE TABLE IF NOT EXISTS sc_gens(name TEXT PRIMARY KEY, gen INTEGER NOT NULL) WITHOUT ROWID;
+CREATE TABLE IF NOT EXISTS sc_log(
+    seq INTEGER PRIMARY KEY AUTOINCREMENT,
+    origin TEXT NOT NULL,
+    kind INTEGER NOT NULL,
+    name TEXT NOT NULL
+);
+CREATE TRIGGER IF NOT EXISTS sc_entries_ins AFTER INSERT ON sc_entries BEGIN
+    UPDATE sc_meta SET v = v + NEW.size WHERE k = 'bytes';
+    UPDATE sc_meta SET v = v + 1 WHERE k = 'entries';
+END;
+CREATE TRIGGER IF NOT EXISTS sc_entries_del AFTER DELETE ON sc_entries BEGIN
+    UPDATE sc_meta SET v = v - OLD.size WHERE k = 'bytes';
+    UPDATE sc_meta SET v = v - 1 WHERE k = 'entries';
+END;
+CREATE TRIGGER IF NOT EXISTS sc_entries_upd AFTER UPDATE OF size ON sc_entries BEGIN
+    UPDATE sc_meta SET v = v + NEW.size - OLD.size WHERE k = 'bytes';
+END;
+"""
+
+_UPSERT: Final = (
+    "INSERT INTO sc_entries(key, env, gc_at, size, atime) VALUES (?, ?, ?, ?, ?) "
+    "ON CONFLICT(key) DO UPDATE SET env = excluded.env, gc_at = excluded.gc_at, "
+    "size = excluded.size, atime = excluded.atime"
+)
+
+
+def _chunks(seq: Sequence[str], n: int = _CHUNK) -> list[Sequence[str]]:
+    return [seq[i : i + n] for i in range(0, len(seq), n)]
+
+
+class _Local(threading.local):
+    conn: sqlite3.Connection | None = None
+    data_version: int = -1
+
+
+class SQLiteStore:
+    """Store of serialized envelopes in one SQLite file (see the module docstring for the layout)."""
+
+    shared = True
+
+    def __init__(
+        self,
+        path: str | os.PathLike[str],
+        *,
+        max_bytes: int | None,
+        busy_timeout: float = 5.0,
+        now: Callable[[], float],
+        name: str = "sqlite",
+    ) -> None:
+        self.name = name
+        self.path = Path(path)
+        self.max_bytes = max_bytes
+        self.counters = TierCounters()
+        self.origin = uuid.uuid4().hex
+        self._busy_timeout = busy_timeout
+        self._now = now
+        self._local = _Local()
+        self._conns: list[sqlite3.Connection] = []
+        self._conns_lock = threading.Lock()
+        self._touched: dict[str, float] = {}
+        self._log_cursor = -1
+        self._poll_lock = threading.Lock()
+        self._writes = 0
+        self._closed = False
+        self._connect()  # fail at build time on a bad path, not at the first read
+        self._log_cursor = self._max_seq()
+
+    # ------------------------------------------------------------------ connections
+
+    def _connect(self) -> sqlite3.Connection:
+        conn = self._local.conn
+        if conn is not None:
+            return conn
+        if self._closed:
+            raise TierError("SQLite store is closed")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self.path,
+                timeout=self._busy_timeout,
+                isolation_level=None,
+                check_same_thread=False,
+                cached_statements=64,
+            )
+            conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
+            mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+            if str(mode).lower() != "wal":
+                conn.close()
+                raise TierError(f"cannot put {self.path} in WAL mode (got {mode!r})")
+            conn.execute("PRAGMA synchronous = NORMAL")
+            conn.executescript(_SCHEMA)
+        except sqlite3.Error as exc:
+            raise TierError(f"cannot open SQLite cache at {self.path}: {exc}") from exc
+        self._local.conn = conn
+        self._local.data_version = -1
+        with self._conns_lock:
+            self._conns.append(conn)
+        return conn
+
+    def _write(self, fn: Callable[[sqlite3.Connection], int]) -> int:
+        """Run ``fn`` in one ``BEGIN IMMEDIATE`` transaction, with maintenance, and commit."""
+        conn = self._connect()
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                result = fn(conn)
+                self._maintain(conn)
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+        except sqlite3.Error as exc:
+            raise TierError(f"SQLite write failed: {exc}") from exc
+        return result
+
+    # ------------------------------------------------------------------ store protocol
+
+    def get_many(self, keys: Sequence[str]) -> list[Envelope[bytes] | None]:
+        """Envelopes of ``keys`` (``None`` where absent or corrupt), without writing anything."""
+        conn = self._connect()
+        rows: dict[str, tuple[bytes, float]] = {}
+        try:
+            if len(keys) == 1:
+                row = conn.execute("SELECT key, env, atime FROM sc_entries WHERE key = ?", (keys[0],)).fetchone()
+                if row is not None:
+                    rows[row[0]] = (row[1], row[2])
+            else:
+                for part in _chunks(list(dict.fromkeys(keys))):
+                    sql = f"SELECT key, env, atime FROM sc_entries WHERE key IN ({','.join('?' * len(part))})"  # noqa: S608 - placeholders only
+                    for k, blob, atime in conn.execute(sql, tuple(part)):
+                        rows[k] = (blob, atime)
+        except sqlite3.Error as exc:
+            raise TierError(f"SQLite read failed: {exc}") from exc
+        out: list[Envelope[bytes] | None] = []
+        now = self._now()
+        corrupt: list[str] = []
+        for key in keys:
+            row = rows.get(key)
+            if row is None:
+                out.append(None)
+                continue
+            try:
+                out.append(decode_envelope(row[0]))
+            except DecodeError:
+                self.counters.errors += 1
+                corrupt.append(key)
+                out.append(None)
+                continue
+            if now - row[1] > 1.0:
+                self._touched[key] = now
+        if corrupt:
+            self._drop_quietly(corrupt)
+        elif len(self._touched) >= _TOUCH_FLUSH:
+            self._flush_touches_quietly()
+        return out
+
+    def set_many(self, items: Sequence[tuple[str, Envelope[bytes]]]) -> None:
+        """Upsert envelopes in one transaction and log the keys for other processes' L1."""
+        now = self._now()
+        rows = []
+        for key, env in items:
+            blob = encode_envelope(env)
+            rows.append((key, blob, env.gc_at(), len(blob), now))
+        origin = self.origin
+
+        def txn(conn: sqlite3.Connection) -> int:
+            conn.executemany(_UPSERT, rows)
+            conn.executemany(
+                "INSERT INTO sc_log(origin, kind, name) VALUES (?, ?, ?)",
+                [(origin, _KIND_KEY, r[0]) for r in rows],
+            )
+            return len(rows)
+
+        self._write(txn)
+
+    def delete_many(self, keys: Sequence[str]) -> int:
+        """Delete keys in one transaction; return how many existed."""
+        origin = self.origin
+
+        def txn(conn: sqlite3.Connection) -> int:
+            n = 0
+            for key in keys:
+                n += conn.execute("DELETE FROM sc_entries WHERE key = ?", (key,)).rowcount
+            conn.executemany(
+                "INSERT INTO sc_log(origin, kind, name) VALUES (?, ?, ?)",
+                [(origin, _KIND_KEY, k) for k in keys],
+            )
+            return n
+
+        return self._write(txn)
+
+    def get_gens(self, names: Sequence[str]) -> tuple[int, ...]:
+        """Current generation of each name (0 when never bumped)."""
+        conn = self._connect()
+        found: dict[str, int] = {}
+        try:
+            for part in _chunks(list(names)):
+                sql = f"SELECT name, gen FROM sc_gens WHERE name IN ({','.join('?' * len(part))})"  # noqa: S608
+                found.update(conn.execute(sql, tuple(part)).fetchall())
+        except sqlite3.Error as exc:
+            raise TierError(f"SQLite read failed: {exc}") from exc
+        return tuple(found.get(n, 0) for n in names)
+
+    def bump_gens(self, names: Sequence[str]) -> tuple[int, ...]:
+        """Increment counters atomically (one UPSERT each) and log them; return the new values."""
+        origin = self.origin
+        out: list[int] = []
+
+        def txn(conn: sqlite3.Connection) -> int:
+            for name in names:
+                row = conn.execute(
+                    "INSERT INTO sc_gens(name, gen) VALUES (?, 1) "
+                    "ON CONFLICT(name) DO UPDATE SET gen = gen + 1 RETURNING gen",
+                    (name,),
+                ).fetchone()
+                out.append(int(row[0]))
+            conn.executemany(
+                "INSERT INTO sc_log(origin, kind, name) VALUES (?, ?, ?)",
+                [(origin, _KIND_GEN, n) for n in names],
+            )
+            return len(names)
+
+        self._write(txn)
+        return tuple(out)
+
+    def poll(self) -> Changes | None:
+        """Changes logged by other stores since the last poll, checked cheaply with ``PRAGMA data_version``."""
+        conn = self._connect()
+        local = self._local
+        try:
+            version = conn.execute("PRAGMA data_version").fetchone()[0]
+            if version == local.data_version:
+                return None
+            local.data_version = version
+            with self._poll_lock:
+                cursor = self._log_cursor
+                rows = conn.execute(
+                    "SELECT seq, origin, kind, name FROM sc_log WHERE seq > ? ORDER BY seq LIMIT ?",
+                    (cursor, _LOG_READ_LIMIT + 1),
+                ).fetchall()
+                if not rows:
+                    return None
+                first = conn.execute("SELECT MIN(seq) FROM sc_log").fetchone()[0]
+                self._log_cursor = rows[-1][0]
+        except sqlite3.Error as exc:
+            local.data_version = -1
+            raise TierError(f"SQLite poll failed: {exc}") from exc
+        if len(rows) > _LOG_READ_LIMIT or (cursor >= 0 and first is not None and first > cursor + 1):
+            self._log_cursor = self._max_seq()
+            return Changes(keys=(), gens={}, flush_all=True)
+        keys: list[str] = []
+        gens: dict[str, int] = {}
+        bumped: list[str] = []
+        for _seq, origin, kind, name in rows:
+            if origin == self.origin:
+                continue
+            if kind == _KIND_KEY:
+                keys.append(name)
+            else:
+                bumped.append(name)
+        if bumped:
+            gens = dict(zip(bumped, self.get_gens(bumped), strict=True))
+        if not keys and not gens:
+            return None
+        return Changes(keys=tuple(keys), gens=gens, flush_all=False)
+
+    def usage(self) -> tuple[int, int]:
+        """``(entries, bytes)`` from the trigger-maintained totals."""
+        try:
+            rows = dict(self._connect().execute("SELECT k, v FROM sc_meta").fetchall())
+        except sqlite3.Error as exc:
+            raise TierError(f"SQLite read failed: {exc}") from exc
+        return int(rows.get("entries", 0)), int(rows.get("bytes", 0))
+
+    def close(self) -> None:
+        """Flush buffered access times and close every thread's connection."""
+        if self._closed:
+            return
+        self._flush_touches_quietly()
+        self._closed = True
+        with self._conns_lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            try:
+                conn.close()
+            except sqlite3.Error:  # pragma: no cover - best effort at shutdown
+                pass
+
+    # ------------------------------------------------------------------ maintenance
+
+    def _max_seq(self) -> int:
+        row = self._connect().execute("SELECT MAX(seq) FROM sc_log").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def _maintain(self, conn: sqlite3.Connection) -> None:
+        """Inside a write transaction: apply buffered touches, reclaim expired rows, enforce the byte bound."""
+        if self._touched:
+            touched, self._touched = self._touched, {}
+            conn.executemany("UPDATE sc_entries SET atime = ? WHERE key = ?", [(t, k) for k, t in touched.items()])
+        now = self._now()
+        expired = conn.execute(
+            "DELETE FROM sc_entries WHERE key IN "
+            "(SELECT key FROM sc_entries WHERE gc_at IS NOT NULL AND gc_at <= ? ORDER BY gc_at LIMIT 32)",
+            (now,),
+        ).rowcount
+        if expired > 0:
+            self.counters.evictions += expired
+        if self.max_bytes is not None:
+            while True:
+                total = conn.execute("SELECT v FROM sc_meta WHERE k = 'bytes'").fetchone()[0]
+                if total <= self.max_bytes:
+                    break
+                n = conn.execute(
+                    "DELETE FROM sc_entries WHERE key IN (SELECT key FROM sc_entries ORDER BY atime LIMIT 64)"
+                ).rowcount
+                if n <= 0:
+                    break
+                self.counters.evictions += n
+        self._writes += 1
+        if self._writes % 256 == 0:
+            conn.execute(
+                "DELETE FROM sc_log WHERE seq <= (SELECT MAX(seq) FROM sc_log) - ?",
+                (_LOG_KEEP,),
+            )
+
+    def _drop_quietly(self, keys: list[str]) -> None:
+        try:
+            self._write(lambda conn: sum(conn.execute("DELETE FROM sc_entries WHERE key = ?", (k,)).rowcount for k in keys))
+        except TierError:
+            self.counters.errors += 1
+
+    def _flush_touches_quietly(self) -> None:
+        if not self._touched or self._closed:
+            return
+        try:
+            self._write(lambda _conn: 0)
+        except TierError:
+            self.counters.errors += 1
