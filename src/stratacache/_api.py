@@ -33,7 +33,7 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _DEFAULT_TTL = 300.0
-_SCHEMES: dict[str, type[MemoryTier] | type[SQLiteTier]] = {"memory": MemoryTier, "sqlite": SQLiteTier}
+_SCHEMES: dict[str, type[MemoryTier | SQLiteTier]] = {"memory": MemoryTier, "sqlite": SQLiteTier}
 
 
 def _engine_kwargs(
@@ -65,8 +65,7 @@ def _engine_kwargs(
     lower: list[Store] = []
     try:
         for spec in specs[1:] if l1_spec is not None else specs:
-            if not isinstance(spec, SQLiteTier):  # pragma: no cover - guarded by _spec_of
-                raise ConfigError(f"unsupported tier {spec!r}")
+            assert isinstance(spec, SQLiteTier)  # _spec_of admits MemoryTier and SQLiteTier only
             lower.append(spec.build(now=clock_.now))
     except BaseException:
         for store in lower:

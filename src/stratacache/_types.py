@@ -60,7 +60,11 @@ class Store(Protocol):
     name: str
     shared: bool
     max_bytes: int | None
-    counters: TierCounters
+
+    @property
+    def counters(self) -> TierCounters:
+        """The tier's mutable counters (the engine increments hits, misses, sets, deletes, errors)."""
+        ...
 
     def get_many(self, keys: Sequence[str]) -> list[Envelope[bytes] | None]:
         """Envelopes of ``keys`` in order (``None`` where absent or unreadable)."""
@@ -101,7 +105,11 @@ class AsyncStore(Protocol):
     name: str
     shared: bool
     max_bytes: int | None
-    counters: TierCounters
+
+    @property
+    def counters(self) -> TierCounters:
+        """The tier's mutable counters (the engine increments hits, misses, sets, deletes, errors)."""
+        ...
 
     async def get_many(self, keys: Sequence[str]) -> list[Envelope[bytes] | None]:
         """See :meth:`Store.get_many`."""

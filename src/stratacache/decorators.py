@@ -116,6 +116,7 @@ class CachedFunction(Generic[P, R]):
         return self._cache.delete(self.key(*args, **kwargs))
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Return the cached result for these arguments, calling the function on a miss."""
         kargs = args[1:] if self._kb.skip_first else args
         k = self.key(*kargs, **kwargs)
         tags = self._tags(*args, **kwargs) if self._tags is not None else ()
@@ -138,7 +139,7 @@ class _BoundCached:
         self._obj = obj
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._cf(self._obj, *args, **kwargs)  # type: ignore[arg-type]
+        return self._cf(self._obj, *args, **kwargs)
 
     def key(self, *args: Any, **kwargs: Any) -> str:
         """See :meth:`CachedFunction.key`."""
@@ -186,6 +187,7 @@ class AsyncCachedFunction(Generic[P, R]):
         return await self._cache.delete(self.key(*args, **kwargs))
 
     async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Return the cached result for these arguments, awaiting the function on a miss."""
         kargs = args[1:] if self._kb.skip_first else args
         k = self.key(*kargs, **kwargs)
         tags = self._tags(*args, **kwargs) if self._tags is not None else ()

@@ -20,7 +20,7 @@ from stratacache._api import AsyncCache, Cache
 from stratacache.errors import EncodeError, InvalidKeyError, InvalidTTLError, ValueTooLargeError
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Iterator
+    from collections.abc import Callable, Generator, Iterator
     from pathlib import Path
 
     from stratacache.tiers.specs import TierSpec
@@ -86,7 +86,7 @@ class _SyncFacade:
         def target() -> None:
             try:
                 box["value"] = asyncio.run(coro)
-            except BaseException as exc:  # noqa: BLE001 - re-raised in the caller's thread
+            except BaseException as exc:
                 box["error"] = exc
 
         thread = threading.Thread(target=target)
@@ -131,7 +131,7 @@ class TierContract:
         self._tmp_path = tmp_path
         yield from self._open(request.param)
 
-    def _open(self, facade: str, namespace: str = "contract") -> Iterator[Any]:
+    def _open(self, facade: str, namespace: str = "contract") -> Generator[Any, None, None]:
         tiers = self.tiers(self._tmp_path)
         if facade == "sync":
             c: Any = Cache(*tiers, namespace=namespace, ttl=300, clock=self.clock)

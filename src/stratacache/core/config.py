@@ -137,4 +137,6 @@ def parse_tier_url(url: object) -> TierURL:
         if k in params:
             raise ConfigError(f"tier URL {url!r}: parameter {k!r} given twice")
         params[k] = v
-    return TierURL(scheme=parts.scheme.lower(), path=urllib.parse.unquote(parts.path), params=params, netloc=parts.netloc)
+    return TierURL(
+        scheme=parts.scheme.lower(), path=urllib.parse.unquote(parts.path), params=params, netloc=parts.netloc
+    )

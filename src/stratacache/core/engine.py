@@ -38,6 +38,7 @@ Load-bearing choices
 
 from __future__ import annotations
 
+import contextlib
 import itertools
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -178,7 +179,7 @@ class AsyncEngine:
         if self._pollers:
             self._poll()
         gens = await self._snapshot(tags_)
-        prepared = [self._prepare(k, value, ttl_, tags_, gens, 0.0)]
+        prepared = [self._prepare(k, value, ttl_, tags_, gens=gens, delta=0.0)]
         await self._write(prepared)
 
     async def set_many(
@@ -199,7 +200,8 @@ class AsyncEngine:
             self._poll()
         gens = await self._snapshot(tags_)
         prepared = [
-            self._prepare(k, value, ttl_, tags_, gens, 0.0) for k, value in zip(keys, mapping.values(), strict=True)
+            self._prepare(k, value, ttl_, tags_, gens=gens, delta=0.0)
+            for k, value in zip(keys, mapping.values(), strict=True)
         ]
         await self._write(prepared)
 
@@ -354,6 +356,7 @@ class AsyncEngine:
         value: Any,
         ttl: float | None,
         tags: tuple[str, ...],
+        *,
         gens: tuple[int, ...],
         delta: float,
     ) -> _Prepared:
@@ -392,8 +395,21 @@ class AsyncEngine:
         if cap is not None and (expires_at is None or expires_at > now + cap):
             expires_at = now + cap
         if self._copy:
-            return Envelope(env.value, env.codec, env.created_at, expires_at, None, env.delta, env.version, env.gens, env.tags, weight)
-        return Envelope(value, env.codec, env.created_at, expires_at, None, env.delta, env.version, env.gens, env.tags, weight)
+            return Envelope(
+                env.value,
+                env.codec,
+                env.created_at,
+                expires_at,
+                None,
+                env.delta,
+                env.version,
+                env.gens,
+                env.tags,
+                weight,
+            )
+        return Envelope(
+            value, env.codec, env.created_at, expires_at, None, env.delta, env.version, env.gens, env.tags, weight
+        )
 
     # ------------------------------------------------------------------ coherence
 
@@ -515,28 +531,29 @@ class AsyncEngine:
 
     async def _accept(self, store: AsyncStore, k: str, env: Envelope[bytes], now: float) -> Any:
         """The decoded value if ``env`` is fresh, current and decodable, else ``MISSING``."""
-        if env.codec != self._codec_tag:
-            return MISSING
         exp = env.expires_at
-        if exp is not None and now >= exp:
-            return MISSING
+        if env.codec != self._codec_tag or (exp is not None and now >= exp):
+            return MISSING  # another codec/schema wrote it, or it expired: a plain miss
         if len(env.gens) != len(env.tags) + 1:
             store.counters.errors += 1
             return MISSING
-        current = self._gens.current(env.gens, env.tags)
-        if current is None:
-            try:
-                gens = await self._snapshot(env.tags)
-            except TierError:
-                return MISSING
-            current = gens == env.gens
-        if not current:
+        if not await self._is_current(env):
             return MISSING
         try:
             return self._codec.decode(env.value, k)
         except DecodeError:
             store.counters.errors += 1
             return MISSING
+
+    async def _is_current(self, env: Envelope[Any]) -> bool:
+        """Whether ``env``'s generations are current, fetching unknown counters from the shared tier."""
+        current = self._gens.current(env.gens, env.tags)
+        if current is not None:
+            return current
+        try:
+            return await self._snapshot(env.tags) == env.gens
+        except TierError:
+            return False
 
     async def _backfill(
         self,
@@ -571,9 +588,7 @@ class AsyncEngine:
 
     # ------------------------------------------------------------------ loads and writes
 
-    async def _load(
-        self, k: str, loader: Callable[[], Awaitable[T]], ttl: float | None, tags: tuple[str, ...]
-    ) -> T:
+    async def _load(self, k: str, loader: Callable[[], Awaitable[T]], ttl: float | None, tags: tuple[str, ...]) -> T:
         """Leader of a single flight: re-check L1, read generations, run the loader, store if still current."""
         l1 = self._l1
         if l1 is not None:  # a flight that just finished may have filled it (not counted as a lookup)
@@ -601,12 +616,10 @@ class AsyncEngine:
         counters.loads += 1
         if gens is None or self._closed:
             return value  # the shared tier is unreachable: serve the value, cache nothing unverifiable
-        prepared = self._prepare(k, value, ttl, tags, gens, delta)
+        prepared = self._prepare(k, value, ttl, tags, gens=gens, delta=delta)
         if self._epochs[stripe] == epoch:
-            try:
+            with contextlib.suppress(TierError):  # counted by _write; the caller still gets its value
                 await self._write([prepared], epoch_guard=(stripe, epoch))
-            except TierError:
-                pass  # counted by _write; the caller still gets its value
         return value
 
     async def _write(self, prepared: list[_Prepared], epoch_guard: tuple[int, int] | None = None) -> None:

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Final, Generic, TypeVar
+from typing import Final, Generic, TypeVar
 
 import msgspec
 
 from stratacache.errors import DecodeError
 
-__all__ = ["ENVELOPE_FORMAT", "Envelope", "decode_envelope", "encode_envelope", "with_value"]
+__all__ = ["ENVELOPE_FORMAT", "Envelope", "decode_envelope", "encode_envelope"]
 
 V = TypeVar("V")
 
@@ -75,8 +75,3 @@ def decode_envelope(data: bytes | memoryview) -> Envelope[bytes]:
         return _decoder.decode(memoryview(data)[1:])
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise DecodeError(f"corrupt envelope: {exc}") from exc
-
-
-def with_value(env: Envelope[Any], value: V) -> Envelope[V]:
-    """Copy ``env`` with another value (bytes for L2, the decoded object for L1)."""
-    return msgspec.structs.replace(env, value=value)  # type: ignore[return-value]

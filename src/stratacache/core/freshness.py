@@ -31,10 +31,7 @@ def gens_current(env: Envelope[Any], gens: Mapping[str, int], names: tuple[str, 
     eg = env.gens
     if len(eg) != len(names):
         return False
-    for i, name in enumerate(names):
-        if gens.get(name, 0) != eg[i]:
-            return False
-    return True
+    return all(gens.get(name, 0) == eg[i] for i, name in enumerate(names))
 
 
 def classify(env: Envelope[Any], now: float) -> Freshness:

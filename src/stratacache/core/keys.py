@@ -1,4 +1,4 @@
-"""Stable, canonical cache keys (never ``hash()``: the same key in every process and every run).
+r"""Stable, canonical cache keys (never ``hash()``: the same key in every process and every run).
 
 A user key is a ``str`` or a tuple of ``str | int | float | bytes | bool | None``. It is encoded into a
 canonical string, prefixed by the namespace. The encoding is injective: ``1``, ``1.0``, ``True`` and ``"1"``
@@ -16,7 +16,7 @@ import decimal
 import enum
 import hashlib
 import uuid
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 from stratacache.errors import InvalidKeyError
 
@@ -31,8 +31,8 @@ __all__ = [
     "encode_key",
     "escape_glob",
     "gen_name",
-    "validate_tags",
     "validate_namespace",
+    "validate_tags",
 ]
 
 MAX_KEY_LENGTH: Final = 1024
@@ -54,12 +54,10 @@ def _encode_part(part: object) -> str:
     if part is None:
         return "N"
     if t is float:
-        return "f" + float.hex(part)  # type: ignore[arg-type]
+        return "f" + float.hex(cast("float", part))
     if t is bytes:
-        return "b" + part.hex()  # type: ignore[attr-defined]
-    raise InvalidKeyError(
-        f"unsupported key part of type {t.__name__!r}: use str, int, float, bytes, bool or None"
-    )
+        return "b" + cast("bytes", part).hex()
+    raise InvalidKeyError(f"unsupported key part of type {t.__name__!r}: use str, int, float, bytes, bool or None")
 
 
 def encode_key(key: object) -> str:
@@ -69,7 +67,7 @@ def encode_key(key: object) -> str:
         InvalidKeyError: unsupported type, empty key, or longer than :data:`MAX_KEY_LENGTH`.
     """
     if type(key) is str:
-        s: str = key  # type: ignore[assignment]
+        s = key
         if not s:
             raise InvalidKeyError("empty key")
         if s[0] == "(" or s[0] == "\\":
@@ -80,8 +78,7 @@ def encode_key(key: object) -> str:
         s = "(" + ",".join([_encode_part(p) for p in key]) + ")"
     else:
         raise InvalidKeyError(
-            f"unsupported key type {type(key).__name__!r}: use str or a tuple of str, int, float, "
-            "bytes, bool or None"
+            f"unsupported key type {type(key).__name__!r}: use str or a tuple of str, int, float, bytes, bool or None"
         )
     if len(s) > MAX_KEY_LENGTH:
         raise InvalidKeyError(f"key longer than {MAX_KEY_LENGTH} characters ({len(s)})")
@@ -135,7 +132,7 @@ def validate_tags(tags: Iterable[object]) -> tuple[str, ...]:
 
 
 def _canon_str(v: Any) -> str:
-    return "s" + str(len(v)) + ":" + v
+    return "s" + str(len(v)) + ":" + str(v)
 
 
 def _canon_int(v: Any) -> str:
@@ -147,7 +144,7 @@ def _canon_float(v: Any) -> str:
 
 
 def _canon_bytes(v: Any) -> str:
-    return "b" + v.hex() + ";"
+    return "b" + bytes(v).hex() + ";"
 
 
 def _canon_seq(prefix: str) -> Callable[[Any], str]:
@@ -196,14 +193,11 @@ def canonical_arg(value: object) -> str:
     enc = _CANON.get(type(value))
     if enc is not None:
         return enc(value)
+    cls = type(value)
     if isinstance(value, enum.Enum):
-        cls = type(value)
         return "e" + cls.__module__ + "." + cls.__qualname__ + "." + value.name + ";"
-    fields = getattr(type(value), "__struct_fields__", None) or getattr(
-        type(value), "__dataclass_fields__", None
-    )
+    fields = getattr(cls, "__struct_fields__", None) or getattr(cls, "__dataclass_fields__", None)
     if fields is not None:
-        cls = type(value)
         names = fields if isinstance(fields, tuple) else tuple(fields)
         inner = "".join(_canon_str(n) + canonical_arg(getattr(value, n)) for n in names)
         return "o" + cls.__module__ + "." + cls.__qualname__ + "{" + inner + "}"

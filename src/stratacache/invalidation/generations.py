@@ -21,7 +21,7 @@ MAX_TRACKED: Final = 100_000
 class Generations:
     """Namespace generation plus per-tag generations of one engine's namespace."""
 
-    __slots__ = ("authoritative", "namespace", "ns", "ns_name", "tags", "tag_prefix")
+    __slots__ = ("authoritative", "namespace", "ns", "ns_name", "tag_prefix", "tags")
 
     def __init__(self, namespace: str, *, authoritative: bool) -> None:
         self.namespace = namespace

@@ -50,9 +50,10 @@ class SingleFlight:
             call.event.wait()
             if call.error is not None:
                 raise call.error
-            return call.value, True
+            return call.value, True  # type: ignore[return-value]  # set before the event, unless error
         try:
-            call.value = fn()
+            value = fn()
+            call.value = value
         except BaseException as exc:
             call.error = exc
             raise
@@ -60,7 +61,7 @@ class SingleFlight:
             with self._lock:
                 self._calls.pop(key, None)
             call.event.set()
-        return call.value, False
+        return value, False
 
     def __len__(self) -> int:
         return len(self._calls)

@@ -49,13 +49,13 @@ class MemoryStore:
         self._bytes = 0
         self._heap: list[tuple[float, str]] = []
 
-    # ------------------------------------------------------------------ reads (lock-free)
+    # --- reads (lock-free) ---
 
     def get(self, key: str) -> Envelope[Any] | None:
         """Return the stored envelope (fresh or not: the engine judges) and record the access."""
         return self._policy.get(key)
 
-    # ------------------------------------------------------------------ writes
+    # --- writes ---
 
     def check_weight(self, weight: int) -> None:
         """Raise :class:`ValueTooLargeError` if one entry of ``weight`` bytes can never fit."""
@@ -110,7 +110,7 @@ class MemoryStore:
         """Drop every entry."""
         self.clear()
 
-    # ------------------------------------------------------------------ internals (lock held)
+    # --- internals (lock held) ---
 
     def _put(self, key: str, env: Envelope[Any]) -> None:
         old = self._policy.put(key, env)
@@ -154,7 +154,7 @@ class MemoryStore:
 
     def _rebuild_heap(self) -> None:
         heap: list[tuple[float, str]] = []
-        for key in self._policy.keys():
+        for key in self._policy.keys():  # noqa: SIM118 - a snapshot, not the live dict
             env = self._policy.peek(key)
             if env is not None:
                 gc_at = env.gc_at()

@@ -59,9 +59,7 @@ class MemoryTier(TierSpec):
 
     def __post_init__(self) -> None:
         if self.max_entries is not None:
-            parse_int(self.max_entries, what="max_entries")
-            if isinstance(self.max_entries, str):
-                object.__setattr__(self, "max_entries", parse_int(self.max_entries, what="max_entries"))
+            object.__setattr__(self, "max_entries", parse_int(self.max_entries, what="max_entries"))
         if self.max_bytes is not None:
             object.__setattr__(self, "max_bytes", parse_size(self.max_bytes, what="max_bytes"))
         if self.max_entries is None and self.max_bytes is None:
@@ -86,7 +84,9 @@ class MemoryTier(TierSpec):
         kwargs: dict[str, Any] = {}
         p = url.params
         if "max_entries" in p:
-            kwargs["max_entries"] = None if p["max_entries"] == "none" else parse_int(p["max_entries"], what="max_entries")
+            kwargs["max_entries"] = (
+                None if p["max_entries"] == "none" else parse_int(p["max_entries"], what="max_entries")
+            )
         if "max_bytes" in p:
             kwargs["max_bytes"] = None if p["max_bytes"] == "none" else p["max_bytes"]
         if "policy" in p:
@@ -170,9 +170,7 @@ class SQLiteTier(TierSpec):
         """Build from ``sqlite:///absolute/path.db?max_bytes=1GiB`` or ``sqlite://`` (default path)."""
         _check_params(url, {"max_bytes", "busy_timeout"})
         if url.netloc and url.netloc != "localhost":
-            raise ConfigError(
-                f"sqlite URL has a host {url.netloc!r}: use sqlite:///absolute/path.db (three slashes)"
-            )
+            raise ConfigError(f"sqlite URL has a host {url.netloc!r}: use sqlite:///absolute/path.db (three slashes)")
         kwargs: dict[str, Any] = {"path": url.path or None}
         p = url.params
         if "max_bytes" in p:

@@ -19,7 +19,7 @@ truncated rows are misses (counted as errors) and are deleted.
 
 from __future__ import annotations
 
-import os
+import contextlib
 import sqlite3
 import threading
 import uuid
@@ -32,6 +32,7 @@ from stratacache.errors import DecodeError, TierError
 from stratacache.metrics.stats import TierCounters
 
 if TYPE_CHECKING:
+    import os
     from collections.abc import Callable, Sequence
 
     from stratacache.core.envelope import Envelope
@@ -46,7 +47,7 @@ _LOG_READ_LIMIT: Final = 10_000
 _TOUCH_FLUSH: Final = 512
 _CHUNK: Final = 500  # below SQLite's default limit of host parameters
 
-_SCHEMA: Final = f"""
+_SCHEMA: Final = """
 CREATE TABLE IF NOT EXISTS sc_entries(
     key TEXT PRIMARY KEY,
     env BLOB NOT NULL,
@@ -57,7 +58,7 @@ CREATE TABLE IF NOT EXISTS sc_entries(
 CREATE INDEX IF NOT EXISTS sc_entries_gc ON sc_entries(gc_at) WHERE gc_at IS NOT NULL;
 CREATE INDEX IF NOT EXISTS sc_entries_atime ON sc_entries(atime);
 CREATE TABLE IF NOT EXISTS sc_meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
-INSERT OR IGNORE INTO sc_meta(k, v) VALUES ('bytes', 0), ('entries', 0), ('schema', {SCHEMA_VERSION});
+INSERT OR IGNORE INTO sc_meta(k, v) VALUES ('bytes', 0), ('entries', 0);
 CREATE TABLE IF NOT EXISTS sc_gens(name TEXT PRIMARY KEY, gen INTEGER NOT NULL) WITHOUT ROWID;
 CREATE TABLE IF NOT EXISTS sc_log(
     seq INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -150,6 +151,7 @@ class SQLiteStore:
                 raise TierError(f"cannot put {self.path} in WAL mode (got {mode!r})")
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.executescript(_SCHEMA)
+            conn.execute("INSERT OR IGNORE INTO sc_meta(k, v) VALUES ('schema', ?)", (SCHEMA_VERSION,))
         except sqlite3.Error as exc:
             raise TierError(f"cannot open SQLite cache at {self.path}: {exc}") from exc
         self._local.conn = conn
@@ -178,20 +180,7 @@ class SQLiteStore:
 
     def get_many(self, keys: Sequence[str]) -> list[Envelope[bytes] | None]:
         """Envelopes of ``keys`` (``None`` where absent or corrupt), without writing anything."""
-        conn = self._connect()
-        rows: dict[str, tuple[bytes, float]] = {}
-        try:
-            if len(keys) == 1:
-                row = conn.execute("SELECT key, env, atime FROM sc_entries WHERE key = ?", (keys[0],)).fetchone()
-                if row is not None:
-                    rows[row[0]] = (row[1], row[2])
-            else:
-                for part in _chunks(list(dict.fromkeys(keys))):
-                    sql = f"SELECT key, env, atime FROM sc_entries WHERE key IN ({','.join('?' * len(part))})"  # noqa: S608 - placeholders only
-                    for k, blob, atime in conn.execute(sql, tuple(part)):
-                        rows[k] = (blob, atime)
-        except sqlite3.Error as exc:
-            raise TierError(f"SQLite read failed: {exc}") from exc
+        rows = self._fetch(keys)
         out: list[Envelope[bytes] | None] = []
         now = self._now()
         corrupt: list[str] = []
@@ -214,6 +203,25 @@ class SQLiteStore:
         elif len(self._touched) >= _TOUCH_FLUSH:
             self._flush_touches_quietly()
         return out
+
+    def _fetch(self, keys: Sequence[str]) -> dict[str, tuple[bytes, float]]:
+        """``{key: (envelope blob, atime)}`` for the keys present: one statement per 500 keys."""
+        conn = self._connect()
+        rows: dict[str, tuple[bytes, float]] = {}
+        try:
+            if len(keys) == 1:
+                row = conn.execute("SELECT key, env, atime FROM sc_entries WHERE key = ?", (keys[0],)).fetchone()
+                if row is not None:
+                    rows[row[0]] = (row[1], row[2])
+                return rows
+            for part in _chunks(list(dict.fromkeys(keys))):
+                marks = ",".join("?" * len(part))
+                sql = f"SELECT key, env, atime FROM sc_entries WHERE key IN ({marks})"  # noqa: S608 - placeholders only
+                for k, blob, atime in conn.execute(sql, tuple(part)):
+                    rows[k] = (blob, atime)
+        except sqlite3.Error as exc:
+            raise TierError(f"SQLite read failed: {exc}") from exc
+        return rows
 
     def set_many(self, items: Sequence[tuple[str, Envelope[bytes]]]) -> None:
         """Upsert envelopes in one transaction and log the keys for other processes' L1."""
@@ -342,10 +350,8 @@ class SQLiteStore:
         with self._conns_lock:
             conns, self._conns = self._conns, []
         for conn in conns:
-            try:
+            with contextlib.suppress(sqlite3.Error):  # best effort at shutdown
                 conn.close()
-            except sqlite3.Error:  # pragma: no cover - best effort at shutdown
-                pass
 
     # ------------------------------------------------------------------ maintenance
 
@@ -386,7 +392,9 @@ class SQLiteStore:
 
     def _drop_quietly(self, keys: list[str]) -> None:
         try:
-            self._write(lambda conn: sum(conn.execute("DELETE FROM sc_entries WHERE key = ?", (k,)).rowcount for k in keys))
+            self._write(
+                lambda conn: sum(conn.execute("DELETE FROM sc_entries WHERE key = ?", (k,)).rowcount for k in keys)
+            )
         except TierError:
             self.counters.errors += 1
 
