@@ -20,6 +20,7 @@ truncated rows are misses (counted as errors) and are deleted.
 from __future__ import annotations
 
 import contextlib
+import mmap
 import sqlite3
 import threading
 import uuid
@@ -45,6 +46,7 @@ _KIND_GEN: Final = 1
 _LOG_KEEP: Final = 50_000
 _LOG_READ_LIMIT: Final = 10_000
 _TOUCH_FLUSH: Final = 512
+_WAL_HEADER: Final = 48
 _CHUNK: Final = 500  # below SQLite's default limit of host parameters
 
 _SCHEMA: Final = """
@@ -126,6 +128,10 @@ class SQLiteStore:
         self._closed = False
         self._connect()  # fail at build time on a bad path, not at the first read
         self._log_cursor = self._max_seq()
+        # Mapped after the first connection has opened the WAL index; this store's connections keep SQLite
+        # from truncating the -shm file while it is mapped (it does so only when the first connection opens it).
+        self._shm = self._map_shm()
+        self._shm_seen = b""
 
     # ------------------------------------------------------------------ connections
 
@@ -292,15 +298,50 @@ class SQLiteStore:
         self._write(txn)
         return tuple(out)
 
+    def _changed(self, conn: sqlite3.Connection) -> bool:
+        """Whether any connection may have committed since the last check (false positives are harmless).
+
+        Fast path: the WAL-index header (first 48 bytes of the ``-shm`` file, memory-mapped) changes with every
+        commit and checkpoint (SQLite file format, "WAL-index format"); reading it costs ~0.1 µs against ~4 µs for
+        ``PRAGMA data_version``, which remains the fallback where the map is unavailable.
+        """
+        shm = self._shm
+        if shm is not None:
+            try:
+                header = shm[:_WAL_HEADER]
+            except (ValueError, OSError):
+                self._shm = None
+            else:
+                if header == self._shm_seen:
+                    return False
+                self._shm_seen = header
+                return True
+        local = self._local
+        version = conn.execute("PRAGMA data_version").fetchone()[0]
+        if version == local.data_version:
+            return False
+        local.data_version = version
+        return True
+
+    def _map_shm(self) -> mmap.mmap | None:
+        """Map the ``-shm`` file read-only; ``None`` if it cannot be (then ``PRAGMA data_version`` is used)."""
+        try:
+            with open(f"{self.path}-shm", "rb") as f:  # noqa: PTH123 - mmap needs a raw file object
+                shm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
+        except (OSError, ValueError):
+            return None
+        if len(shm) < _WAL_HEADER:
+            shm.close()
+            return None
+        return shm
+
     def poll(self) -> Changes | None:
-        """Changes logged by other stores since the last poll, checked cheaply with ``PRAGMA data_version``."""
+        """Changes logged by other stores since the last poll (a memory read when nothing was committed)."""
         conn = self._connect()
         local = self._local
         try:
-            version = conn.execute("PRAGMA data_version").fetchone()[0]
-            if version == local.data_version:
+            if not self._changed(conn):
                 return None
-            local.data_version = version
             with self._poll_lock:
                 cursor = self._log_cursor
                 rows = conn.execute(
@@ -313,6 +354,7 @@ class SQLiteStore:
                 self._log_cursor = rows[-1][0]
         except sqlite3.Error as exc:
             local.data_version = -1
+            self._shm_seen = b""
             raise TierError(f"SQLite poll failed: {exc}") from exc
         if len(rows) > _LOG_READ_LIMIT or (cursor >= 0 and first is not None and first > cursor + 1):
             self._log_cursor = self._max_seq()
@@ -347,6 +389,9 @@ class SQLiteStore:
             return
         self._flush_touches_quietly()
         self._closed = True
+        shm, self._shm = self._shm, None
+        if shm is not None:
+            shm.close()
         with self._conns_lock:
             conns, self._conns = self._conns, []
         for conn in conns:
