@@ -1,0 +1,332 @@
+"""``stratacache demo``: the demo logic, its staleness checker (which must be able to fail) and the CLI."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import sqlite3
+import subprocess
+import sys
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import pytest
+
+import stratacache as sc
+from stratacache.demo import (
+    DemoConfig,
+    Item,
+    StalenessTracker,
+    StrataBackend,
+    UncachedBackend,
+    ZipfSampler,
+    build_database,
+    run_demo,
+    run_phase,
+)
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+
+TOP_KEYS = {
+    "stratacache_version",
+    "config",
+    "build_seconds",
+    "uncached",
+    "cached",
+    "speedup",
+    "p50_speedup",
+    "p99_speedup",
+    "db_query_reduction",
+    "ok",
+    "verdict",
+}
+PHASE_KEYS = {
+    "name",
+    "seconds",
+    "requests",
+    "db_queries",
+    "writes",
+    "stale_reads",
+    "wrong_rows",
+    "throughput",
+    "p50_us",
+    "p99_us",
+    "mean_us",
+    "hit_ratio",
+    "tiers",
+    "loads",
+    "coalesced",
+    "stale_examples",
+}
+TIER_KEYS = {"name", "hits", "misses", "hit_ratio", "sets", "deletes", "evictions", "errors", "entries", "bytes"}
+
+
+# ------------------------------------------------------------------------------------------ naive caches
+
+
+class NaiveDictCache:
+    """The seed's pattern: a dict filled after the database read, with nothing guarding a concurrent fill.
+
+    ``invalidate=False`` also drops the invalidation (the writer forgets to tell the cache).
+    """
+
+    def __init__(self, *, invalidate: bool) -> None:
+        self.name = "naive"
+        self._invalidate = invalidate
+        self._data: dict[int, Item] = {}
+
+    def read(self, row_id: int, load: Callable[[], Item]) -> Item:
+        item = self._data.get(row_id)
+        if item is None:
+            item = load()
+            self._data[row_id] = item  # stored even if the row was written and invalidated meanwhile
+        return item
+
+    def invalidate(self, row_id: int) -> None:
+        if self._invalidate:
+            self._data.pop(row_id, None)
+
+    def stats(self) -> sc.Stats | None:
+        return None
+
+
+# ------------------------------------------------------------------------------------------ helpers
+
+
+@pytest.fixture
+def app_db(tmp_path: Path) -> Path:
+    path = tmp_path / "app.db"
+    build_database(path, 500, seed=7, payload_bytes=32)
+    return path
+
+
+def _fetch(path: Path, row_id: int) -> Item:
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        i, name, version, payload = conn.execute(
+            "SELECT id, name, version, payload FROM items WHERE id = ?", (row_id,)
+        ).fetchone()
+    finally:
+        conn.close()
+    return {"id": i, "name": name, "version": version, "payload": payload}
+
+
+def _write(path: Path, row_id: int) -> int:
+    """Update a row and commit; return its new version."""
+    conn = sqlite3.connect(path, isolation_level=None)
+    try:
+        (version,) = conn.execute(
+            "UPDATE items SET version = version + 1 WHERE id = ? RETURNING version", (row_id,)
+        ).fetchone()
+    finally:
+        conn.close()
+    return int(version)
+
+
+def _forced_fill_race(app_db: Path, backend: NaiveDictCache | StrataBackend) -> StalenessTracker:
+    """A reader's load reads row 1, then a write commits and is invalidated before the load returns.
+
+    Forced with a hook inside the loader (no timing): the next read starts after the write completed, so it
+    must return the new version.
+    """
+    tracker = StalenessTracker({1: 1})
+
+    def racing_load() -> Item:
+        item = _fetch(app_db, 1)  # the old row
+        version = _write(app_db, 1)  # the writer commits...
+        backend.invalidate(1)  # ...and invalidates...
+        tracker.completed(1, version)  # ...and the write is complete
+        return item
+
+    due = tracker.due(1)
+    first = backend.read(1, racing_load)
+    assert not tracker.check(1, due, first["version"])  # overlapped the write: either version is fine
+    due = tracker.due(1)
+    assert due == 2
+    second = backend.read(1, lambda: _fetch(app_db, 1))
+    tracker.check(1, due, second["version"])
+    return tracker
+
+
+def _check_json(payload: dict[str, object], *, rows: int) -> None:
+    assert set(payload) >= TOP_KEYS
+    config = payload["config"]
+    assert isinstance(config, dict)
+    assert config["rows"] == rows
+    for name in ("uncached", "cached"):
+        phase = payload[name]
+        assert isinstance(phase, dict)
+        assert set(phase) >= PHASE_KEYS
+        assert phase["name"] == name
+        assert phase["requests"] > 0
+    cached = payload["cached"]
+    assert isinstance(cached, dict)
+    assert [t["name"] for t in cached["tiers"]] == ["memory", "sqlite"]
+    for tier in cached["tiers"]:
+        assert set(tier) >= TIER_KEYS
+    assert cached["stale_reads"] == 0
+    assert cached["db_queries"] < cached["requests"]
+    assert payload["ok"] is True
+
+
+# ------------------------------------------------------------------------------------------ the checker
+
+
+def test_tracker_counts_only_reads_older_than_a_completed_write() -> None:
+    tracker = StalenessTracker({1: 3})
+    assert tracker.due(1) == 3
+    assert tracker.due(2) == 0
+    assert not tracker.check(1, 3, 3)
+    assert not tracker.check(1, 3, 4)  # newer than due: a write in progress
+    tracker.completed(1, 5)
+    tracker.completed(1, 4)  # an older completion never moves the bar back
+    assert tracker.due(1) == 5
+    assert tracker.check(1, 5, 4)
+    assert tracker.stale_reads == 1
+    assert tracker.examples[0].row_id == 1
+    assert tracker.examples[0].got == 4
+    assert tracker.examples[0].due == 5
+
+
+def test_checker_catches_the_unguarded_fill_race(app_db: Path) -> None:
+    tracker = _forced_fill_race(app_db, NaiveDictCache(invalidate=True))
+    assert tracker.stale_reads == 1
+
+
+def test_stratacache_refuses_the_fill_race(app_db: Path, tmp_path: Path) -> None:
+    with sc.Cache(sc.MemoryTier(), sc.SQLiteTier(tmp_path / "cache.db"), namespace="race") as cache:
+        # the flight guard would wait for the very load that invalidates (one thread here): not needed, off
+        tracker = _forced_fill_race(app_db, StrataBackend(cache, flight_guard=False))
+    assert tracker.stale_reads == 0
+
+
+def test_checker_fails_a_cache_that_is_never_invalidated(app_db: Path) -> None:
+    result = run_phase(
+        app_db,
+        NaiveDictCache(invalidate=False),
+        duration=1.0,
+        threads=2,
+        sampler=ZipfSampler(500, 1.1, seed=3),
+        seed=3,
+        write_rate=200.0,
+    )
+    assert result.writes > 0
+    assert result.stale_reads > 0
+    assert result.stale_examples
+    assert all(ex.got < ex.due for ex in result.stale_examples)
+
+
+def test_uncached_phase_reads_the_database_every_time(app_db: Path) -> None:
+    result = run_phase(
+        app_db,
+        UncachedBackend(),
+        duration=0.5,
+        threads=2,
+        sampler=ZipfSampler(500, 1.1, seed=5),
+        seed=5,
+        write_rate=200.0,
+    )
+    assert result.requests > 0
+    assert result.db_queries == result.requests
+    assert result.stale_reads == 0
+    assert result.wrong_rows == 0
+    assert result.tiers == ()
+
+
+# ------------------------------------------------------------------------------------------ the demo
+
+
+def test_demo_with_the_cache_has_no_stale_reads(tmp_path: Path) -> None:
+    config = DemoConfig(rows=2000, duration=1.0, threads=4, write_rate=200.0, db_latency=0.0002, seed=11)
+    result = run_demo(config, workdir=tmp_path)
+    cached, uncached = result.cached, result.uncached
+    assert cached.writes > 0
+    assert cached.stale_reads == 0
+    assert cached.wrong_rows == 0
+    assert uncached.stale_reads == 0
+    assert cached.requests > 0
+    assert cached.db_queries < cached.requests
+    assert cached.db_queries == cached.loads
+    assert uncached.db_queries == uncached.requests
+    assert 0 < cached.hit_ratio <= 1
+    assert [t.name for t in cached.tiers] == ["memory", "sqlite"]
+    assert result.ok
+    assert result.verdict().startswith("OK")
+    _check_json(json.loads(json.dumps(result.to_dict())), rows=2000)
+    assert list(tmp_path.iterdir()) == []  # the temporary files are gone
+
+
+@pytest.mark.parametrize(
+    "kwargs",
+    [{"rows": 5}, {"threads": 0}, {"duration": 0.0}, {"duration": float("nan")}, {"write_rate": -1.0}, {"rows": True}],
+)
+def test_bad_config_is_refused(kwargs: dict[str, object]) -> None:
+    with pytest.raises(ValueError, match="must be"):
+        DemoConfig(**kwargs)  # type: ignore[arg-type]
+
+
+# ------------------------------------------------------------------------------------------ the CLI
+
+typer_testing = pytest.importorskip("typer.testing")
+
+
+def test_cli_json_via_clirunner() -> None:
+    from stratacache.cli import make_app
+
+    result = typer_testing.CliRunner().invoke(make_app(), ["demo", "--json", "--duration", "1", "--rows", "2000"])
+    assert result.exit_code == 0, result.output
+    _check_json(json.loads(result.stdout), rows=2000)
+
+
+def _command() -> list[str]:
+    script = Path(sys.executable).with_name("stratacache")
+    if script.exists():
+        return [str(script)]
+    found = shutil.which("stratacache")
+    return [found] if found else [sys.executable, "-m", "stratacache.cli"]
+
+
+@pytest.mark.parametrize("how", ["script", "module"])
+def test_cli_json_via_subprocess(how: str) -> None:
+    cmd = _command() if how == "script" else [sys.executable, "-m", "stratacache.cli"]
+    proc = subprocess.run(
+        [*cmd, "demo", "--json", "--duration", "1", "--rows", "2000"],
+        capture_output=True,
+        text=True,
+        timeout=110,
+        check=False,
+    )
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    _check_json(json.loads(proc.stdout), rows=2000)
+
+
+@pytest.mark.parametrize(
+    ("args", "option"),
+    [
+        (["--rows", "5"], "--rows"),
+        (["--threads", "0"], "--threads"),
+        (["--duration", "abc"], "--duration"),
+        (["--duration", "-1"], "--duration"),
+        (["--rows", "many"], "--rows"),
+    ],
+)
+def test_cli_bad_options_give_a_clear_message(args: list[str], option: str) -> None:
+    from stratacache.cli import make_app
+
+    result = typer_testing.CliRunner().invoke(make_app(), ["demo", *args])
+    assert result.exit_code == 2
+    assert option in result.output
+    assert "Traceback" not in result.output
+    assert not isinstance(result.exception, Exception) or isinstance(result.exception, SystemExit)
+
+
+def test_main_without_the_cli_extra(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    import stratacache.cli
+
+    monkeypatch.setattr(stratacache.cli, "_IMPORT_ERROR", ImportError("No module named 'typer'"))
+    with pytest.raises(SystemExit) as exc_info:
+        stratacache.cli.main()
+    assert exc_info.value.code == 2
+    assert "install stratacache[cli]" in capsys.readouterr().err
