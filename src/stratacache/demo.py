@@ -328,10 +328,6 @@ class ZipfSampler:
         """One row id."""
         return self._ids[bisect.bisect(self._cum, rng.random() * self._total)]
 
-    def hottest(self, n: int) -> list[int]:
-        """The ``n`` most requested row ids, hottest first."""
-        return self._ids[:n]
-
 
 class StalenessTracker:
     """Per row, the newest version whose write *and* invalidation have completed, with a global sequence number.
@@ -573,8 +569,12 @@ class _Phase:
         """Run for ``duration`` seconds; return the measured wall time."""
         self.states = [_ReaderState() for _ in range(threads)]
         self._start = threading.Barrier(threads + 2)
-        workers = [threading.Thread(target=self._reader, args=(i,), name=f"demo-reader-{i}") for i in range(threads)]
-        workers.append(threading.Thread(target=self._writer, name="demo-writer"))
+        loops = [functools.partial(self._read_loop, i) for i in range(threads)]
+        names = [f"demo-reader-{i}" for i in range(threads)]
+        workers = [
+            threading.Thread(target=self._guarded, args=(loop,), name=name)
+            for loop, name in zip([*loops, self._write_loop], [*names, "demo-writer"], strict=True)
+        ]
         for t in workers:
             t.start()
         t0 = time.perf_counter()
@@ -593,23 +593,18 @@ class _Phase:
             raise self.errors[0]
         return seconds
 
-    def _fail(self, exc: BaseException) -> None:
-        self.errors.append(exc)
-        self.stop.set()
-        self._start.abort()
-
-    def _reader(self, index: int) -> None:
+    def _guarded(self, loop: Callable[[sqlite3.Connection], None]) -> None:
+        """Run ``loop`` with a connection of its own; an error stops the phase and is re-raised by :meth:`run`."""
         try:
             conn = _connect(self.db_path)
+            try:
+                loop(conn)
+            finally:
+                conn.close()
         except BaseException as exc:
-            self._fail(exc)
-            return
-        try:
-            self._read_loop(index, conn)
-        except BaseException as exc:
-            self._fail(exc)
-        finally:
-            conn.close()
+            self.errors.append(exc)
+            self.stop.set()
+            self._start.abort()
 
     def _read_loop(self, index: int, conn: sqlite3.Connection) -> None:
         state = self.states[index]
@@ -634,19 +629,6 @@ class _Phase:
             if item["id"] != row_id:
                 state.wrong_rows += 1
             tracker.check(row_id, due, item["version"])
-
-    def _writer(self) -> None:
-        try:
-            conn = _connect(self.db_path)
-        except BaseException as exc:
-            self._fail(exc)
-            return
-        try:
-            self._write_loop(conn)
-        except BaseException as exc:
-            self._fail(exc)
-        finally:
-            conn.close()
 
     def _write_loop(self, conn: sqlite3.Connection) -> None:
         rng = random.Random(self.seed * 1_000_003 - 1)  # noqa: S311 - a load model
@@ -684,16 +666,7 @@ def _percentile(ordered: Sequence[int], q: float) -> float:
 
 def _tier_result(t: sc.TierStats) -> TierResult:
     return TierResult(
-        name=t.name,
-        hits=t.hits,
-        misses=t.misses,
-        hit_ratio=t.hit_ratio,
-        sets=t.sets,
-        deletes=t.deletes,
-        evictions=t.evictions,
-        errors=t.errors,
-        entries=t.entries,
-        bytes=t.bytes,
+        t.name, t.hits, t.misses, t.hit_ratio, t.sets, t.deletes, t.evictions, t.errors, t.entries, t.bytes
     )
 
 
@@ -722,7 +695,7 @@ def run_demo(
         ValueError: bad parameters.
     """
     config = DemoConfig() if config is None else config
-    say = progress if progress is not None else _quiet
+    say = progress if progress is not None else (lambda _message: None)
     with tempfile.TemporaryDirectory(prefix="stratacache-demo-", dir=workdir) as tmp:
         root = Path(tmp)
         db_path = root / "app.db"
@@ -757,7 +730,3 @@ def run_demo(
         p99_speedup=_ratio(uncached.p99_us, cached.p99_us),
         db_query_reduction=1.0 - _ratio(per_request_c, per_request_u) if per_request_u else 0.0,
     )
-
-
-def _quiet(_message: str) -> None:
-    return

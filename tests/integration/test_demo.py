@@ -234,6 +234,37 @@ def test_uncached_phase_reads_the_database_every_time(app_db: Path) -> None:
     assert result.tiers == ()
 
 
+class _Boom(UncachedBackend):
+    def read(self, row_id: int, load: Callable[[], Item]) -> Item:
+        raise KeyError(row_id)
+
+
+def test_a_failing_reader_stops_the_phase_and_raises(app_db: Path) -> None:
+    with pytest.raises(KeyError):
+        run_phase(
+            app_db,
+            _Boom(),
+            duration=60.0,  # bounded by the failure, not by the duration
+            threads=2,
+            sampler=ZipfSampler(500, 1.1, seed=1),
+            seed=1,
+            write_rate=10.0,
+        )
+
+
+def test_a_missing_database_fails_before_the_start(tmp_path: Path) -> None:
+    with pytest.raises(sqlite3.OperationalError):
+        run_phase(
+            tmp_path / "absent" / "app.db",
+            UncachedBackend(),
+            duration=60.0,
+            threads=2,
+            sampler=ZipfSampler(500, 1.1, seed=1),
+            seed=1,
+            write_rate=10.0,
+        )
+
+
 # ------------------------------------------------------------------------------------------ the demo
 
 
