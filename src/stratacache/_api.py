@@ -37,7 +37,7 @@ _SCHEMES: dict[str, type[MemoryTier | SQLiteTier]] = {"memory": MemoryTier, "sql
 
 
 def _engine_kwargs(
-    tiers: tuple[TierSpec | str, ...],
+    tiers: tuple[MemoryTier | TierSpec | str, ...],
     *,
     namespace: str,
     ttl: float | None,
@@ -65,7 +65,7 @@ def _engine_kwargs(
     lower: list[Store] = []
     try:
         for spec in specs[1:] if l1_spec is not None else specs:
-            assert isinstance(spec, SQLiteTier)  # _spec_of admits MemoryTier and SQLiteTier only
+            assert isinstance(spec, TierSpec)  # only the first tier may be a MemoryTier (checked above)
             lower.append(spec.build(now=clock_.now))
     except BaseException:
         for store in lower:
@@ -86,15 +86,17 @@ def _engine_kwargs(
     return kwargs, lower
 
 
-def _spec_of(tier: object) -> TierSpec:
-    if isinstance(tier, MemoryTier | SQLiteTier):
+def _spec_of(tier: object) -> MemoryTier | TierSpec:
+    if isinstance(tier, MemoryTier | TierSpec):
         return tier
     if isinstance(tier, str):
         return _spec_from_url(tier)
-    raise ConfigError(f"expected a tier spec (MemoryTier, SQLiteTier) or a URL, got {type(tier).__name__}")
+    raise ConfigError(
+        f"expected a tier spec (MemoryTier, SQLiteTier, a TierSpec subclass) or a URL, got {type(tier).__name__}"
+    )
 
 
-def _spec_from_url(url: str) -> TierSpec:
+def _spec_from_url(url: str) -> MemoryTier | TierSpec:
     parsed = parse_tier_url(url)
     cls = _SCHEMES.get(parsed.scheme)
     if cls is None:
@@ -127,7 +129,7 @@ class Cache(Engine):
 
     def __init__(
         self,
-        *tiers: TierSpec | str,
+        *tiers: MemoryTier | TierSpec | str,
         namespace: str = "default",
         ttl: float | None = _DEFAULT_TTL,
         codec: str | Codec = "msgpack",
@@ -212,7 +214,7 @@ class AsyncCache(AsyncEngine):
 
     def __init__(
         self,
-        *tiers: TierSpec | str,
+        *tiers: MemoryTier | TierSpec | str,
         namespace: str = "default",
         ttl: float | None = _DEFAULT_TTL,
         codec: str | Codec = "msgpack",
@@ -288,8 +290,10 @@ def open(  # noqa: A001 - mirrors the stdlib's open()/dbm.open() naming, as docu
     codec: str | Codec = "msgpack",
     schema: int = 0,
     clock: Clock | None = None,
+    ttl_jitter: float = 0.0,
+    rng: random.Random | None = None,
 ) -> Cache:
-    """Build a :class:`Cache` from tier URLs, L1 first.
+    """Build a :class:`Cache` from tier URLs, L1 first (other arguments as for :class:`Cache`).
 
     ``open("memory://?max_entries=10000", "sqlite:///tmp/app.db")``; a single argument may also be a
     comma-separated list (the form of ``STRATACACHE_URL``). No URL: one in-process tier.
@@ -304,4 +308,6 @@ def open(  # noqa: A001 - mirrors the stdlib's open()/dbm.open() naming, as docu
         flat.extend(part.strip() for part in url.split(",") if part.strip())
     if urls and not flat:
         raise ConfigError("no tier URL given")
-    return Cache(*flat, namespace=namespace, ttl=ttl, codec=codec, schema=schema, clock=clock)
+    return Cache(
+        *flat, namespace=namespace, ttl=ttl, codec=codec, schema=schema, clock=clock, ttl_jitter=ttl_jitter, rng=rng
+    )

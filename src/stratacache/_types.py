@@ -32,7 +32,11 @@ class Clock(Protocol):
 
 @runtime_checkable
 class Codec(Protocol):
-    """Turns values into bytes and back. ``id`` (0-255) is stored in every envelope."""
+    """Turns values into bytes and back.
+
+    ``id`` (1-255; 128 and above mark compressed variants) is stored in every envelope, so entries written by
+    another codec are misses, never mis-decoded.
+    """
 
     id: int
     name: str

@@ -125,6 +125,8 @@ def _us(us: float) -> str:
 def _times(x: float) -> str:
     if x <= 0:
         return "-"
+    if 0.95 <= x < 1.05:
+        return "about the same"
     return f"{x:,.1f}x faster" if x >= 1 else f"{1 / x:,.1f}x slower"
 
 

@@ -4,7 +4,9 @@ The wrapper is chosen once, at decoration: a plain function gets a synchronous w
 function an asynchronous one (``AsyncCache``); the other combinations are a ``TypeError``. Keys are
 ``module.qualname`` plus a blake2b digest of the canonically encoded bound arguments (defaults applied), so
 ``f(1)``, ``f(x=1)`` and ``f(1, y=<default>)`` share one entry and keys agree across processes and runs.
-Methods are supported: a first parameter named ``self`` or ``cls`` is left out of the key.
+Methods are supported: a first parameter named ``self`` or ``cls`` is left out of the key, and ``tags=`` and
+``key=`` callables receive the arguments without it (``tags=lambda user_id: [f"user:{user_id}"]`` fits both
+``def load(user_id)`` and ``def load(self, user_id)``).
 """
 
 from __future__ import annotations
@@ -119,7 +121,7 @@ class CachedFunction(Generic[P, R]):
         """Return the cached result for these arguments, calling the function on a miss."""
         kargs = args[1:] if self._kb.skip_first else args
         k = self.key(*kargs, **kwargs)
-        tags = self._tags(*args, **kwargs) if self._tags is not None else ()
+        tags = self._tags(*kargs, **kwargs) if self._tags is not None else ()
         fn = self._fn
         return self._cache.get_or_load(k, lambda: fn(*args, **kwargs), ttl=self._ttl, tags=tags)
 
@@ -190,7 +192,7 @@ class AsyncCachedFunction(Generic[P, R]):
         """Return the cached result for these arguments, awaiting the function on a miss."""
         kargs = args[1:] if self._kb.skip_first else args
         k = self.key(*kargs, **kwargs)
-        tags = self._tags(*args, **kwargs) if self._tags is not None else ()
+        tags = self._tags(*kargs, **kwargs) if self._tags is not None else ()
         fn = self._fn
         return await self._cache.get_or_load(k, lambda: fn(*args, **kwargs), ttl=self._ttl, tags=tags)
 

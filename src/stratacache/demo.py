@@ -235,9 +235,9 @@ class DemoResult:
                 f"{u.stale_reads} stale and {u.wrong_rows} wrong without it"
             )
         faster = (
-            f"{self.speedup:.1f}x the uncached throughput"
+            f"{self.speedup:.2f}x the uncached throughput"
             if self.speedup >= 1
-            else (f"{1 / self.speedup:.1f}x slower than uncached" if self.speedup > 0 else "no throughput measured")
+            else (f"{1 / self.speedup:.2f}x slower than uncached" if self.speedup > 0 else "no throughput measured")
         )
         return (
             f"OK: stratacache answered {c.hit_ratio:.1%} of {c.requests:,} reads from cache, "

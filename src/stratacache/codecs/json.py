@@ -47,5 +47,5 @@ class JsonCodec:
         """
         try:
             return self._dec.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:  # UnicodeDecodeError too
             raise DecodeError(f"cannot decode JSON payload: {exc}") from exc

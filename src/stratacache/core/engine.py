@@ -44,7 +44,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from stratacache._primitives import MISSING
 from stratacache.core.config import validate_ttl
-from stratacache.core.envelope import Envelope
+from stratacache.core.envelope import Envelope, encode_envelope
 from stratacache.core.freshness import expiry
 from stratacache.core.keys import encode_key, gen_name, validate_tags
 from stratacache.errors import CacheClosedError, DecodeError, TierError, ValueTooLargeError
@@ -363,11 +363,6 @@ class AsyncEngine:
         """Encode and weigh one entry; raises on bad values before any tier is touched."""
         data = self._codec.encode(value, k)
         size = len(data)
-        for store in self._lower:
-            if store.max_bytes is not None and size > store.max_bytes:
-                raise ValueTooLargeError(
-                    f"value encodes to {size} bytes, more than the {store.name} tier's max_bytes={store.max_bytes}"
-                )
         now = self._clock.now()
         expires_at = expiry(now, ttl, self._jitter, self._rng)
         env = Envelope(
@@ -382,7 +377,22 @@ class AsyncEngine:
             tags=tags,
             size=size,
         )
+        self._check_size(env)
         return k, env, self._l1_envelope(k, env, value, now)
+
+    def _check_size(self, env: Envelope[bytes]) -> None:
+        """Refuse an entry that a lower tier could never hold: its stored form exceeds the tier's byte budget."""
+        size = env.size
+        slack = 256 + 4 * sum(len(t) + 8 for t in env.tags)  # envelope fields around the payload, generously
+        for store in self._lower:
+            limit = store.max_bytes
+            if limit is None or size + slack <= limit:
+                continue
+            stored = len(encode_envelope(env))  # exact, computed only near the limit
+            if stored > limit:
+                raise ValueTooLargeError(
+                    f"value is stored as {stored} bytes, more than the {store.name} tier's max_bytes={limit}"
+                )
 
     def _l1_envelope(self, k: str, env: Envelope[bytes], value: Any, now: float) -> Envelope[Any] | None:
         l1 = self._l1
@@ -581,10 +591,8 @@ class AsyncEngine:
                     continue
                 if l1env is not None:
                     items.append((k, l1env))
-            # re-check: a write may have landed while the upper L2 tiers were being filled
-            items = [(k, e) for k, e in items if self._epochs[hash(k) % _STRIPES] == epochs[k]]
-            if items:
-                l1.set_many(items, now)
+            if items:  # re-checked under the L1 lock: a write may have landed since the read
+                l1.set_many(items, now, guard=lambda k: self._epochs[hash(k) % _STRIPES] == epochs[k])
 
     # ------------------------------------------------------------------ loads and writes
 
@@ -645,10 +653,11 @@ class AsyncEngine:
             raise TierError(msg) from failed[0]
         if l1 is not None:
             l1_items = [(k, e) for k, _, e in prepared if e is not None]
-            if epoch_guard is not None and self._epochs[epoch_guard[0]] != epoch_guard[1]:
-                return
-            l1.set_many(l1_items, self._clock.now())
-            l1.counters.sets += len(l1_items)
+            guard = None
+            if epoch_guard is not None:
+                stripe, expected = epoch_guard
+                guard = lambda _k: self._epochs[stripe] == expected  # noqa: E731
+            l1.counters.sets += l1.set_many(l1_items, self._clock.now(), guard)
 
     async def _delete(self, keys: list[str]) -> int:
         if self._pollers:

@@ -73,5 +73,5 @@ def decode_envelope(data: bytes | memoryview) -> Envelope[bytes]:
         raise DecodeError("unknown envelope format")
     try:
         return _decoder.decode(memoryview(data)[1:])
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:  # UnicodeDecodeError too
         raise DecodeError(f"corrupt envelope: {exc}") from exc

@@ -16,7 +16,7 @@ from stratacache.metrics.stats import TierCounters
 from stratacache.tiers.policy import make_policy
 
 if TYPE_CHECKING:
-    from collections.abc import Iterable, Sequence
+    from collections.abc import Callable, Iterable, Sequence
 
     from stratacache.core.envelope import Envelope
 
@@ -71,13 +71,26 @@ class MemoryStore:
             self._evict()
             self._reclaim(now, _RECLAIM_PER_WRITE)
 
-    def set_many(self, items: Sequence[tuple[str, Envelope[Any]]], now: float) -> None:
-        """Insert or replace several entries under one lock acquisition."""
+    def set_many(
+        self,
+        items: Sequence[tuple[str, Envelope[Any]]],
+        now: float,
+        guard: Callable[[str], bool] | None = None,
+    ) -> int:
+        """Insert or replace several entries under one lock acquisition; return how many were stored.
+
+        ``guard(key)``, evaluated under the lock, can refuse an item (the engine's check that the key was not
+        written or invalidated since the value was read); deletes take the same lock, so none slips between.
+        """
+        stored = 0
         with self._lock:
             for key, env in items:
-                self._put(key, env)
+                if guard is None or guard(key):
+                    self._put(key, env)
+                    stored += 1
             self._evict()
             self._reclaim(now, _RECLAIM_PER_WRITE * max(1, len(items)))
+        return stored
 
     def delete(self, key: str) -> bool:
         """Remove one entry; return whether it was there."""

@@ -18,6 +18,7 @@ from stratacache.errors import ConfigError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
+    from stratacache._types import Store
     from stratacache.tiers.memory import MemoryStore
     from stratacache.tiers.sqlite import SQLiteStore
 
@@ -27,13 +28,22 @@ _POLICIES = ("lru", "tinylfu")
 
 
 class TierSpec:
-    """Base of tier specs; ``scheme`` is the URL scheme that builds it in :func:`stratacache.open`."""
+    """Base of the specs of tiers *below* L1 (embedded or shared stores); subclass it to plug in your own.
 
-    scheme: ClassVar[str]
+    A subclass is a frozen description, validated when constructed, whose :meth:`build` opens a store that
+    follows :class:`stratacache._types.Store` and passes :class:`stratacache.testing.TierContract`.
+    """
+
+    scheme: ClassVar[str] = ""
+    """URL scheme that :func:`stratacache.open` maps to this spec (built-in specs only)."""
+
+    def build(self, *, now: Callable[[], float]) -> Store:
+        """Open the store; ``now`` is the cache's wall clock (for access times and reclaiming)."""
+        raise NotImplementedError
 
 
 @dataclass(frozen=True, slots=True)
-class MemoryTier(TierSpec):
+class MemoryTier:
     """The in-process tier (L1): a bounded map of decoded objects.
 
     Args:
@@ -152,7 +162,7 @@ class SQLiteTier(TierSpec):
         path = default_sqlite_path() if self.path is None else self.path
         if not isinstance(path, str | os.PathLike) or not str(path):
             raise ConfigError(f"SQLiteTier path must be a non-empty path, got {self.path!r}")
-        resolved = Path(path).expanduser()
+        resolved = Path(path).expanduser().absolute()  # a later chdir must not move the cache
         if resolved.is_dir():
             raise ConfigError(f"SQLiteTier path {resolved} is a directory; name a file such as {resolved / 'cache.db'}")
         object.__setattr__(self, "path", resolved)
@@ -183,7 +193,11 @@ class SQLiteTier(TierSpec):
         return cls(**kwargs)
 
     def build(self, *, now: Callable[[], float]) -> SQLiteStore:
-        """Open the store (creating the file and schema if needed)."""
+        """Open the store (creating the file and schema if needed).
+
+        Raises:
+            TierError: the file cannot be created or opened as an SQLite database in WAL mode.
+        """
         from stratacache.tiers.sqlite import SQLiteStore
 
         assert isinstance(self.path, Path)

@@ -7,14 +7,16 @@ Layout (all tables prefixed ``sc_``):
 - ``sc_meta``: running totals of rows and bytes, kept exact by triggers, so the byte bound costs no scan.
 - ``sc_gens(name, gen)``: namespace and tag generation counters (``invalidate_tags`` is one UPSERT per tag).
 - ``sc_log(seq, origin, kind, name)``: the backplane over SQLite. Every write, delete and generation bump is
-  logged with the writing store's origin id; other processes read new rows when ``PRAGMA data_version`` moves,
+  logged with the writing store's origin id; other processes read new rows when the database changed,
   drop the named keys from their L1 and learn new generations. The log is pruned to its newest rows; a reader
   that fell behind the pruned range flushes its whole L1.
 
-Each thread gets its own connection (SQLite connections must not be shared across threads mid-statement);
-statements are prepared once by sqlite3's statement cache; PRAGMAs run once per connection, never per call.
-Reads never write: access times are buffered in memory and written with the next write transaction. Corrupt or
-truncated rows are misses (counted as errors) and are deleted.
+Each thread gets its own connection (SQLite connections must not be shared across threads mid-statement), closed
+when the thread ends; statements are prepared once by sqlite3's statement cache; PRAGMAs run once per connection,
+never per call. A read takes no write lock: access times are buffered in memory and written with the next write
+transaction (or in a batch once 512 are pending). Corrupt or truncated rows are misses (counted as errors) and are
+deleted. Commits by other connections are noticed by comparing the WAL-index header in the memory-mapped ``-shm``
+file, with ``PRAGMA data_version`` as the fallback.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ import mmap
 import sqlite3
 import threading
 import uuid
+import weakref
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
 
@@ -92,6 +95,10 @@ def _chunks(seq: Sequence[str], n: int = _CHUNK) -> list[Sequence[str]]:
     return [seq[i : i + n] for i in range(0, len(seq), n)]
 
 
+class _Connection(sqlite3.Connection):
+    """A connection that can be weakly referenced (the C type cannot), so a dead thread's one is closed."""
+
+
 class _Local(threading.local):
     conn: sqlite3.Connection | None = None
     data_version: int = -1
@@ -119,7 +126,10 @@ class SQLiteStore:
         self._busy_timeout = busy_timeout
         self._now = now
         self._local = _Local()
-        self._conns: list[sqlite3.Connection] = []
+        # Weak: a thread's connection closes when the thread ends; the first one (the anchor) lives as long as the
+        # store, which keeps SQLite from truncating the memory-mapped -shm file under us.
+        self._conns: weakref.WeakSet[sqlite3.Connection] = weakref.WeakSet()
+        self._anchor: sqlite3.Connection | None = None
         self._conns_lock = threading.Lock()
         self._touched: dict[str, float] = {}
         self._log_cursor = -1
@@ -149,6 +159,7 @@ class SQLiteStore:
                 isolation_level=None,
                 check_same_thread=False,
                 cached_statements=64,
+                factory=_Connection,
             )
             conn.execute(f"PRAGMA busy_timeout = {int(self._busy_timeout * 1000)}")
             mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
@@ -158,12 +169,14 @@ class SQLiteStore:
             conn.execute("PRAGMA synchronous = NORMAL")
             conn.executescript(_SCHEMA)
             conn.execute("INSERT OR IGNORE INTO sc_meta(k, v) VALUES ('schema', ?)", (SCHEMA_VERSION,))
-        except sqlite3.Error as exc:
+        except (sqlite3.Error, OSError) as exc:
             raise TierError(f"cannot open SQLite cache at {self.path}: {exc}") from exc
         self._local.conn = conn
         self._local.data_version = -1
         with self._conns_lock:
-            self._conns.append(conn)
+            self._conns.add(conn)
+            if self._anchor is None:
+                self._anchor = conn
         return conn
 
     def _write(self, fn: Callable[[sqlite3.Connection], int]) -> int:
@@ -393,7 +406,8 @@ class SQLiteStore:
         if shm is not None:
             shm.close()
         with self._conns_lock:
-            conns, self._conns = self._conns, []
+            conns, self._conns = list(self._conns), weakref.WeakSet()
+            self._anchor = None
         for conn in conns:
             with contextlib.suppress(sqlite3.Error):  # best effort at shutdown
                 conn.close()
@@ -418,22 +432,28 @@ class SQLiteStore:
         if expired > 0:
             self.counters.evictions += expired
         if self.max_bytes is not None:
-            while True:
-                total = conn.execute("SELECT v FROM sc_meta WHERE k = 'bytes'").fetchone()[0]
-                if total <= self.max_bytes:
-                    break
-                n = conn.execute(
-                    "DELETE FROM sc_entries WHERE key IN (SELECT key FROM sc_entries ORDER BY atime LIMIT 64)"
-                ).rowcount
-                if n <= 0:
-                    break
-                self.counters.evictions += n
+            self._evict(conn, self.max_bytes)
         self._writes += 1
         if self._writes % 256 == 0:
             conn.execute(
                 "DELETE FROM sc_log WHERE seq <= (SELECT MAX(seq) FROM sc_log) - ?",
                 (_LOG_KEEP,),
             )
+
+    def _evict(self, conn: sqlite3.Connection, max_bytes: int) -> None:
+        """Delete least-recently-used rows until the stored bytes fit, in batches sized by the excess."""
+        while True:
+            totals = dict(conn.execute("SELECT k, v FROM sc_meta WHERE k IN ('bytes', 'entries')").fetchall())
+            total, entries = int(totals.get("bytes", 0)), int(totals.get("entries", 0))
+            if total <= max_bytes or entries <= 0:
+                return
+            batch = min(64, max(1, (total - max_bytes) * entries // total + 1))
+            n = conn.execute(
+                "DELETE FROM sc_entries WHERE key IN (SELECT key FROM sc_entries ORDER BY atime LIMIT ?)", (batch,)
+            ).rowcount
+            if n <= 0:
+                return
+            self.counters.evictions += n
 
     def _drop_quietly(self, keys: list[str]) -> None:
         try:
