@@ -7,6 +7,7 @@ sharing one entry.
 
 from __future__ import annotations
 
+import contextlib
 import datetime as dt
 import decimal
 import enum
@@ -122,6 +123,29 @@ def test_signed_pickle_round_trips_and_binds_the_key(value: Any, key: str) -> No
     assert same(codec.decode(data, key), value)
     with pytest.raises(SignatureError):
         codec.decode(data, key + "x")  # a value cannot be moved to another key
+
+
+def _flip(data: bytes, pos: int, byte: int) -> bytes:
+    pos %= len(data)
+    return data[:pos] + bytes([byte]) + data[pos + 1 :]
+
+
+@SETTINGS
+@given(
+    data=st.binary(max_size=64)
+    # valid payloads with one byte flipped: bad UTF-8 inside a str, wrong lengths, truncation
+    | st.tuples(msgpack_values, st.integers(0, 63), st.integers(0, 255)).map(
+        lambda t: _flip(MsgpackCodec().encode(t[0], "k"), t[1], t[2])
+    )
+)
+def test_decoding_garbage_raises_only_decode_error(data: bytes) -> None:
+    for codec in (MsgpackCodec(), JsonCodec()):
+        with contextlib.suppress(DecodeError):  # a miss; anything else would escape a read
+            codec.decode(data, "k")
+    with contextlib.suppress(DecodeError):
+        decode_envelope(data)
+    with contextlib.suppress(DecodeError):
+        decode_envelope(b"\x01" + data)
 
 
 @SETTINGS
