@@ -55,6 +55,12 @@ class KeyBuilder:
         """Whether the first argument (``self``/``cls``) is left out of the key."""
         return self._skip_first
 
+    def bind(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> inspect.BoundArguments:
+        """Bind a call (without ``self``/``cls``) to the signature, defaults applied."""
+        bound = self._sig.bind(*args, **kwargs)
+        bound.apply_defaults()
+        return bound
+
     def values(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[Any, ...]:
         """The bound argument values, defaults applied, in parameter order."""
         n = len(args)
@@ -64,8 +70,7 @@ class KeyBuilder:
             tail = self._defaults[n:]
             if inspect.Parameter.empty not in tail:
                 return args + tail
-        bound = self._sig.bind(*args, **kwargs)
-        bound.apply_defaults()
+        bound = self.bind(args, kwargs)
         out: list[Any] = []
         for name, value in bound.arguments.items():
             kind = self._sig.parameters[name].kind
@@ -84,6 +89,17 @@ class KeyBuilder:
     def canonical(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         """The canonical encoding the digest is computed from (for debugging key collisions)."""
         return canonical_args(self.values(args, kwargs))
+
+
+def _call_tags(
+    tags: Callable[..., Iterable[str]] | None, kb: KeyBuilder, args: tuple[Any, ...], kwargs: dict[str, Any]
+) -> Iterable[str]:
+    """Call ``tags`` with the arguments in positional form, so ``f(1)`` and ``f(user_id=1)`` tag alike."""
+    assert tags is not None
+    if kwargs:
+        bound = kb.bind(args, kwargs)
+        return tags(*bound.args, **bound.kwargs)
+    return tags(*args)
 
 
 class CachedFunction(Generic[P, R]):
@@ -117,11 +133,14 @@ class CachedFunction(Generic[P, R]):
         """Drop the entry these arguments map to; return whether it existed."""
         return self._cache.delete(self.key(*args, **kwargs))
 
+    def _tags_of(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Iterable[str]:
+        return _call_tags(self._tags, self._kb, args, kwargs)
+
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Return the cached result for these arguments, calling the function on a miss."""
         kargs = args[1:] if self._kb.skip_first else args
         k = self.key(*kargs, **kwargs)
-        tags = self._tags(*kargs, **kwargs) if self._tags is not None else ()
+        tags = self._tags_of(kargs, kwargs) if self._tags is not None else ()
         fn = self._fn
         return self._cache.get_or_load(k, lambda: fn(*args, **kwargs), ttl=self._ttl, tags=tags)
 
@@ -188,11 +207,14 @@ class AsyncCachedFunction(Generic[P, R]):
         """Drop the entry these arguments map to; return whether it existed."""
         return await self._cache.delete(self.key(*args, **kwargs))
 
+    def _tags_of(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Iterable[str]:
+        return _call_tags(self._tags, self._kb, args, kwargs)
+
     async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Return the cached result for these arguments, awaiting the function on a miss."""
         kargs = args[1:] if self._kb.skip_first else args
         k = self.key(*kargs, **kwargs)
-        tags = self._tags(*kargs, **kwargs) if self._tags is not None else ()
+        tags = self._tags_of(kargs, kwargs) if self._tags is not None else ()
         fn = self._fn
         return await self._cache.get_or_load(k, lambda: fn(*args, **kwargs), ttl=self._ttl, tags=tags)
 

@@ -32,7 +32,7 @@ def wait_for_followers(monkeypatch: pytest.MonkeyPatch) -> Callable[[int], None]
                 cond.notify_all()
             return super().wait(timeout)
 
-    fake_threading: Any = types.SimpleNamespace(Event=CountingEvent, Lock=threading.Lock)
+    fake_threading: Any = types.SimpleNamespace(Event=CountingEvent, Lock=threading.Lock, get_ident=threading.get_ident)
     monkeypatch.setattr(singleflight, "threading", fake_threading)
 
     def wait(n: int) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 import msgspec
@@ -15,6 +16,19 @@ def _enc_hook(obj: Any) -> Any:
     if isinstance(obj, set | frozenset):
         return list(obj)
     raise NotImplementedError(f"objects of type {type(obj).__name__} are not serializable")
+
+
+def _has_non_finite(value: Any) -> bool:
+    if isinstance(value, float):
+        return not math.isfinite(value)
+    if isinstance(value, dict):
+        return any(_has_non_finite(v) for v in value.values())
+    if isinstance(value, list | tuple | set | frozenset):
+        return any(_has_non_finite(v) for v in value)
+    fields = getattr(type(value), "__struct_fields__", None)
+    if fields is not None:
+        return any(_has_non_finite(getattr(value, f)) for f in fields)
+    return False
 
 
 class JsonCodec:
@@ -35,9 +49,12 @@ class JsonCodec:
             EncodeError: the value is not JSON-serializable (or a float is NaN/inf).
         """
         try:
-            return self._enc.encode(value)
+            data = self._enc.encode(value)
         except (TypeError, NotImplementedError, OverflowError, ValueError, msgspec.EncodeError) as exc:
             raise EncodeError(f"cannot encode value as JSON: {exc}") from exc
+        if b"null" in data and _has_non_finite(value):  # msgspec writes NaN/inf as null: refuse, don't corrupt
+            raise EncodeError("cannot encode NaN or infinity as JSON")
+        return data
 
     def decode(self, data: bytes, key: str) -> Any:  # noqa: ARG002
         """Deserialize.

@@ -46,7 +46,7 @@ from stratacache._primitives import MISSING
 from stratacache.core.config import validate_ttl
 from stratacache.core.envelope import Envelope, encode_envelope
 from stratacache.core.freshness import expiry
-from stratacache.core.keys import encode_key, gen_name, validate_tags
+from stratacache.core.keys import encode_key, gen_name, key_prefix, validate_tags
 from stratacache.errors import CacheClosedError, DecodeError, TierError, ValueTooLargeError
 from stratacache.invalidation.generations import Generations
 from stratacache.metrics.stats import EngineCounters, Stats, TierStats
@@ -90,7 +90,7 @@ class AsyncEngine:
         self._home = next((s for s in reversed(self._lower) if s.shared), None)
         self._pollers = tuple(s for s in self._lower if s.shared) if l1 is not None or self._home else ()
         self._namespace = namespace
-        self._prefix = namespace + ":"
+        self._prefix = key_prefix(namespace)
         self._ttl = ttl
         self._codec = codec
         self._codec_tag = codec.id | (schema << 8)
@@ -154,7 +154,18 @@ class AsyncEngine:
         value = await self._lookup(k)
         if value is not MISSING:
             return value  # type: ignore[no-any-return]
-        result, joined = await self._flight.do(k, lambda: self._load(k, loader, ttl_, tags_))
+        # A caller may only join a load that started after the last write or invalidation it could know of:
+        # the flight is keyed by the key's write epoch and the generations of its namespace and tags, read
+        # here, before the loader runs; the leader stores its result under exactly these.
+        epoch = self._epochs[hash(k) % _STRIPES]
+        try:
+            gens: tuple[int, ...] | None = await self._snapshot(tags_)
+        except TierError:
+            gens = None  # the shared tier is down: load, serve, cache nothing unverifiable
+        flight = f"{k}\x00{epoch}\x00{gens}"
+        result, joined = await self._flight.do(
+            flight, lambda: self._load(k, loader, ttl_, tags_, epoch=epoch, gens=gens)
+        )
         if joined:
             self._counters.coalesced += 1
         return result
@@ -596,8 +607,17 @@ class AsyncEngine:
 
     # ------------------------------------------------------------------ loads and writes
 
-    async def _load(self, k: str, loader: Callable[[], Awaitable[T]], ttl: float | None, tags: tuple[str, ...]) -> T:
-        """Leader of a single flight: re-check L1, read generations, run the loader, store if still current."""
+    async def _load(
+        self,
+        k: str,
+        loader: Callable[[], Awaitable[T]],
+        ttl: float | None,
+        tags: tuple[str, ...],
+        *,
+        epoch: int,
+        gens: tuple[int, ...] | None,
+    ) -> T:
+        """Leader of a single flight: re-check L1, run the loader, store if the key is still as it was read."""
         l1 = self._l1
         if l1 is not None:  # a flight that just finished may have filled it (not counted as a lookup)
             env = l1.get(k)
@@ -606,11 +626,6 @@ class AsyncEngine:
                 if (exp is None or self._clock.now() < exp) and self._gens.current(env.gens, env.tags):
                     return self._codec.decode(env.value, k) if self._copy else env.value  # type: ignore[no-any-return]
         stripe = hash(k) % _STRIPES
-        epoch = self._epochs[stripe]
-        try:
-            gens = await self._snapshot(tags)
-        except TierError:
-            gens = None
         counters = self._counters
         t0 = self._clock.monotonic()
         try:

@@ -11,6 +11,7 @@ may also contain lists, dicts, sets, enums, dates, UUIDs and decimals.
 
 from __future__ import annotations
 
+import dataclasses
 import datetime as dt
 import decimal
 import enum
@@ -31,6 +32,7 @@ __all__ = [
     "encode_key",
     "escape_glob",
     "gen_name",
+    "key_prefix",
     "validate_namespace",
     "validate_tags",
 ]
@@ -100,9 +102,18 @@ def validate_namespace(namespace: object) -> str:
     return namespace
 
 
+def key_prefix(namespace: str) -> str:
+    r"""The prefix of every stored key of ``namespace``: the namespace with ``\`` and ``:`` escaped, then ``:``.
+
+    Escaping keeps namespaces apart when they contain ``:``: ``("a", "b:c")`` is stored as ``a:b:c`` and
+    ``("a:b", "c")`` as ``a\:b:c``.
+    """
+    return namespace.replace("\\", "\\\\").replace(_SEP, "\\" + _SEP) + _SEP
+
+
 def build_key(namespace: str, key: object) -> str:
-    """Return the stored key ``"<namespace>:<canonical key>"``."""
-    return namespace + _SEP + encode_key(key)
+    """Return the stored key: :func:`key_prefix` of the namespace, then the canonical key."""
+    return key_prefix(namespace) + encode_key(key)
 
 
 def gen_name(namespace: str, tag: str | None = None) -> str:
@@ -196,9 +207,10 @@ def canonical_arg(value: object) -> str:
     cls = type(value)
     if isinstance(value, enum.Enum):
         return "e" + cls.__module__ + "." + cls.__qualname__ + "." + value.name + ";"
-    fields = getattr(cls, "__struct_fields__", None) or getattr(cls, "__dataclass_fields__", None)
-    if fields is not None:
-        names = fields if isinstance(fields, tuple) else tuple(fields)
+    names: tuple[str, ...] | None = getattr(cls, "__struct_fields__", None)
+    if names is None and dataclasses.is_dataclass(value):
+        names = tuple(f.name for f in dataclasses.fields(value))  # real fields: no ClassVar/InitVar
+    if names is not None:
         inner = "".join(_canon_str(n) + canonical_arg(getattr(value, n)) for n in names)
         return "o" + cls.__module__ + "." + cls.__qualname__ + "{" + inner + "}"
     raise InvalidKeyError(

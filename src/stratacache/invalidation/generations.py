@@ -44,13 +44,18 @@ class Generations:
 
     def learn_tags(self, tags: tuple[str, ...] | list[str], values: tuple[int, ...] | list[int]) -> None:
         """Record generations read from (or returned by) the shared store, moving forward only."""
+        self._make_room(len(tags))
         known = self.tags
-        if len(known) + len(tags) > MAX_TRACKED and not self.authoritative:
-            for name in list(known)[: len(known) // 2]:
-                del known[name]
         for tag, value in zip(tags, values, strict=True):
             if value > known.get(tag, -1):
                 known[tag] = value
+
+    def _make_room(self, incoming: int) -> None:
+        """As a cache of the shared counters, drop the older half when ``incoming`` names would overflow."""
+        known = self.tags
+        if not self.authoritative and len(known) + incoming > MAX_TRACKED:
+            for name in list(known)[: len(known) // 2]:
+                del known[name]
 
     def learn_ns(self, value: int) -> None:
         """Record the namespace generation, moving forward only."""
@@ -61,6 +66,7 @@ class Generations:
         """Apply store-level names from another process; return whether the namespace moved."""
         moved = False
         prefix = self.tag_prefix
+        self._make_room(len(gens))
         for name, value in gens.items():
             if name == self.ns_name:
                 if self.ns is None or value > self.ns:

@@ -21,9 +21,10 @@ T = TypeVar("T")
 
 
 class _Call(Generic[T]):
-    __slots__ = ("error", "event", "value")
+    __slots__ = ("error", "event", "owner", "value")
 
     def __init__(self) -> None:
+        self.owner = threading.get_ident()
         self.event = threading.Event()
         self.value: T | None = None
         self.error: BaseException | None = None
@@ -47,6 +48,8 @@ class SingleFlight:
                 call = _Call()
                 self._calls[key] = call
         if not leader:
+            if call.owner == threading.get_ident():
+                raise RuntimeError(f"re-entrant load of {key!r}: its loader asked for the same key (deadlock)")
             call.event.wait()
             if call.error is not None:
                 raise call.error
@@ -85,6 +88,8 @@ class AsyncSingleFlight:
         loop = asyncio.get_running_loop()
         task = self._calls.get(key)
         if task is not None and not task.done() and task.get_loop() is loop:
+            if task is asyncio.current_task():
+                raise RuntimeError(f"re-entrant load of {key!r}: its loader asked for the same key (deadlock)")
             return await asyncio.shield(task), True
         task = loop.create_task(self._run(key, fn))
         task.add_done_callback(_retrieve)

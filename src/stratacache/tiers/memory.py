@@ -149,10 +149,10 @@ class MemoryStore:
         while (max_entries is not None and len(policy) > max_entries) or (
             max_bytes is not None and self._bytes > max_bytes
         ):
-            victim = policy.victim()
+            victim = policy.evict()
             if victim is None:
                 break
-            self._remove(victim)
+            self._bytes -= victim[1].size
             self.counters.evictions += 1
 
     def _reclaim(self, now: float, budget: int) -> None:

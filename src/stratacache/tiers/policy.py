@@ -1,7 +1,7 @@
 """Eviction policies for the in-process tier, behind one small interface.
 
 A policy is the container *and* the order: ``get`` records an access, ``put`` inserts or replaces, ``pop``
-removes, ``victim`` names the next key to evict. ``MemoryStore`` keeps byte/count accounting, expiry and locking,
+removes, ``evict`` removes the next victim. ``MemoryStore`` keeps byte/count accounting, expiry and locking,
 so a new policy (W-TinyLFU) only has to implement this protocol.
 """
 
@@ -37,8 +37,8 @@ class EvictionPolicy(Protocol):
         """Remove and return the entry."""
         ...
 
-    def victim(self) -> str | None:
-        """The key to evict next, or ``None`` when empty."""
+    def evict(self) -> tuple[str, Envelope[Any]] | None:
+        """Remove and return the next victim in one atomic step, or ``None`` when empty."""
         ...
 
     def clear(self) -> None:
@@ -85,9 +85,12 @@ class LRUPolicy:
         """Remove and return."""
         return self._data.pop(key, None)
 
-    def victim(self) -> str | None:
-        """The least recently used key."""
-        return next(iter(self._data), None)
+    def evict(self) -> tuple[str, Envelope[Any]] | None:
+        """Pop the least recently used entry (``popitem`` is one C call: safe beside lock-free readers)."""
+        try:
+            return self._data.popitem(last=False)
+        except KeyError:
+            return None
 
     def clear(self) -> None:
         """Drop everything."""

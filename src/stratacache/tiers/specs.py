@@ -76,6 +76,12 @@ class MemoryTier:
             raise ConfigError("MemoryTier needs max_entries or max_bytes: an unbounded cache only grows")
         if self.policy not in _POLICIES:
             raise ConfigError(f"unknown policy {self.policy!r}: use one of {', '.join(_POLICIES)}")
+        if self.policy == "tinylfu":
+            warnings.warn(
+                "policy='tinylfu' is served by LRU in this release (W-TinyLFU arrives with the L1 work)",
+                UserWarning,
+                stacklevel=3,
+            )
         if self.weigher is not None and not callable(self.weigher):
             raise ConfigError("weigher must be a callable (key, value) -> int")
         if self.ttl_cap is not None:
@@ -91,6 +97,8 @@ class MemoryTier:
         """Build from ``memory://?max_entries=10000&max_bytes=64MiB&policy=lru&copy_on_read=false``."""
         allowed = {"max_entries", "max_bytes", "policy", "copy_on_read", "ttl_cap"}
         _check_params(url, allowed)
+        if url.netloc or url.path.strip("/"):
+            raise ConfigError("memory:// takes no host or path: use memory://?max_entries=...&max_bytes=...")
         kwargs: dict[str, Any] = {}
         p = url.params
         if "max_entries" in p:
@@ -114,12 +122,6 @@ class MemoryTier:
         """Create the store."""
         from stratacache.tiers.memory import MemoryStore
 
-        if self.policy == "tinylfu":
-            warnings.warn(
-                "policy='tinylfu' is served by LRU in this release (W-TinyLFU arrives with the L1 work)",
-                UserWarning,
-                stacklevel=4,
-            )
         assert self.max_bytes is None or isinstance(self.max_bytes, int)
         return MemoryStore(
             max_entries=self.max_entries,
