@@ -51,6 +51,11 @@ class KeyBuilder:
         self._prefix = prefix if prefix is not None else f"{module}.{qualname}:"
 
     @property
+    def signature(self) -> inspect.Signature:
+        """The signature keys are built from (without ``self``/``cls``)."""
+        return self._sig
+
+    @property
     def skip_first(self) -> bool:
         """Whether the first argument (``self``/``cls``) is left out of the key."""
         return self._skip_first
@@ -161,6 +166,11 @@ class _BoundCached:
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self._cf(self._obj, *args, **kwargs)
+
+    @property
+    def __signature__(self) -> inspect.Signature:
+        """The method's signature without ``self``, as for any bound method."""
+        return self._cf._kb.signature
 
     def key(self, *args: Any, **kwargs: Any) -> str:
         """See :meth:`CachedFunction.key`."""

@@ -165,7 +165,9 @@ class Engine:
         except TierError:
             gens = None  # the shared tier is down: load, serve, cache nothing unverifiable
         flight = f"{k}\x00{epoch}\x00{gens}"
-        result, joined = self._flight.do(flight, lambda: self._load(k, loader, ttl_, tags_, epoch=epoch, gens=gens))
+        result, joined = self._flight.do(
+            flight, lambda: self._load(k, loader, ttl_, tags_, epoch=epoch, gens=gens)
+        )
         if joined:
             self._counters.coalesced += 1
         return result

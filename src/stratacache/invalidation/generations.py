@@ -44,17 +44,22 @@ class Generations:
 
     def learn_tags(self, tags: tuple[str, ...] | list[str], values: tuple[int, ...] | list[int]) -> None:
         """Record generations read from (or returned by) the shared store, moving forward only."""
-        self._make_room(len(tags))
         known = self.tags
         for tag, value in zip(tags, values, strict=True):
             if value > known.get(tag, -1):
                 known[tag] = value
+        self._trim()
 
-    def _make_room(self, incoming: int) -> None:
-        """As a cache of the shared counters, drop the older half when ``incoming`` names would overflow."""
+    def _trim(self) -> None:
+        """As a cache of the shared counters, drop the oldest names down to half the bound once it is passed.
+
+        Dropping is safe: a dropped counter is read again from the shared tier when next needed, and later
+        bumps are learned from the backplane whether or not the name is held.
+        """
         known = self.tags
-        if not self.authoritative and len(known) + incoming > MAX_TRACKED:
-            for name in list(known)[: len(known) // 2]:
+        excess = len(known) - MAX_TRACKED // 2
+        if not self.authoritative and len(known) > MAX_TRACKED:
+            for name in list(known)[:excess]:
                 del known[name]
 
     def learn_ns(self, value: int) -> None:
@@ -66,7 +71,6 @@ class Generations:
         """Apply store-level names from another process; return whether the namespace moved."""
         moved = False
         prefix = self.tag_prefix
-        self._make_room(len(gens))
         for name, value in gens.items():
             if name == self.ns_name:
                 if self.ns is None or value > self.ns:
@@ -76,6 +80,7 @@ class Generations:
                 tag = name[len(prefix) :]
                 if value > self.tags.get(tag, -1):
                     self.tags[tag] = value
+        self._trim()
         return moved
 
     def bump_local(self, tags: tuple[str, ...]) -> None:

@@ -7,6 +7,7 @@ Specs are checked when constructed, so a bad size, policy or path fails at the c
 from __future__ import annotations
 
 import os
+import sys
 import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -80,7 +81,7 @@ class MemoryTier:
             warnings.warn(
                 "policy='tinylfu' is served by LRU in this release (W-TinyLFU arrives with the L1 work)",
                 UserWarning,
-                stacklevel=3,
+                stacklevel=_caller_stacklevel(),
             )
         if self.weigher is not None and not callable(self.weigher):
             raise ConfigError("weigher must be a callable (key, value) -> int")
@@ -205,6 +206,17 @@ class SQLiteTier(TierSpec):
         assert isinstance(self.path, Path)
         assert self.max_bytes is None or isinstance(self.max_bytes, int)
         return SQLiteStore(self.path, max_bytes=self.max_bytes, busy_timeout=float(self.busy_timeout), now=now)
+
+
+def _caller_stacklevel() -> int:
+    """The ``stacklevel`` that points a warning at the first frame outside the stratacache package."""
+    package_dir = str(Path(__file__).resolve().parent.parent)
+    level = 1
+    frame = sys._getframe(1)  # the documented way to walk the caller's stack cheaply
+    while frame is not None and frame.f_code.co_filename.startswith((package_dir, "<string>")):  # dataclass __init__
+        frame = frame.f_back  # type: ignore[assignment]
+        level += 1
+    return level
 
 
 def _check_params(url: TierURL, allowed: set[str]) -> None:

@@ -1,0 +1,184 @@
+"""Regression tests for bugs found while building the foundation (each failed before its fix)."""
+
+from __future__ import annotations
+
+import dataclasses
+import inspect
+import math
+import sys
+import threading
+import warnings
+from typing import TYPE_CHECKING
+
+import pytest
+
+import stratacache as sc
+from stratacache.codecs import JsonCodec
+from stratacache.core.envelope import Envelope
+from stratacache.core.keys import build_key, canonical_arg, gen_name
+from stratacache.errors import EncodeError
+from stratacache.invalidation.generations import MAX_TRACKED, Generations
+from stratacache.testing import FakeClock
+from stratacache.tiers.memory import MemoryStore
+
+if TYPE_CHECKING:
+    from pathlib import Path
+
+
+# 1. namespace "a" + key "b:c" and namespace "a:b" + key "c" are one stored key
+def test_stored_keys_are_injective_across_namespaces() -> None:
+    assert build_key("a", "b:c") != build_key("a:b", "c")
+
+
+def test_namespaces_do_not_read_each_others_entries(tmp_path: Path) -> None:
+    clock = FakeClock()
+    with (
+        sc.Cache(sc.SQLiteTier(tmp_path / "c.db"), namespace="a", clock=clock) as a,
+        sc.Cache(sc.SQLiteTier(tmp_path / "c.db"), namespace="a:b", clock=clock) as ab,
+    ):
+        a.set("b:c", "written by namespace a")
+        assert ab.get("c") is None
+
+
+# 2. JSON codec turns NaN/inf into null: the cached value silently becomes None
+@pytest.mark.parametrize("value", [math.nan, math.inf, -math.inf, [1.0, math.nan]])
+def test_json_refuses_non_finite_floats(value: object) -> None:
+    with pytest.raises(EncodeError):
+        JsonCodec().encode(value, "k")
+
+
+# 3. dataclass InitVar fields: AttributeError (no default) or silently ignored value (default) -> key collision
+@dataclasses.dataclass
+class WithInitVar:
+    x: int
+    scale: dataclasses.InitVar[int] = 1
+
+    def __post_init__(self, scale: int) -> None:
+        self.x *= scale
+
+
+@dataclasses.dataclass
+class WithRequiredInitVar:
+    x: int
+    scale: dataclasses.InitVar[int]
+
+    def __post_init__(self, scale: int) -> None:
+        pass
+
+
+def test_dataclass_init_only_variables_are_not_key_material() -> None:
+    # an InitVar is not stored on the instance: only real fields identify the value
+    assert canonical_arg(WithRequiredInitVar(1, 2)) == canonical_arg(WithRequiredInitVar(1, 3))
+    assert canonical_arg(WithRequiredInitVar(1, 2)) != canonical_arg(WithRequiredInitVar(2, 2))
+
+
+def test_dataclass_class_variables_are_not_key_material() -> None:
+    # WithInitVar(2, scale=1) and WithInitVar(1, scale=2) have x == 2 and x == 2: equal keys are right here,
+    # but the encoding reads the InitVar pseudo-field from the class (its default), not from the instance
+    enc = canonical_arg(WithInitVar(3, 1))
+    assert "scale" not in enc
+
+
+# 4. LRUPolicy.victim() iterates the OrderedDict while lock-free readers move entries
+def test_lock_free_reads_during_evictions() -> None:
+    old = sys.getswitchinterval()
+    sys.setswitchinterval(1e-6)  # make the race likely instead of rare
+    try:
+        s = MemoryStore(max_entries=50, max_bytes=None)
+        errors: list[BaseException] = []
+        stop = threading.Event()
+
+        def env(i: int) -> Envelope[int]:
+            return Envelope(i, 1, 0.0, None, None, 0.0, 1, (0,), (), 1)
+
+        def reader() -> None:
+            while not stop.is_set():
+                for i in range(60):
+                    s.get(f"k{i}")
+
+        def writer(n: int) -> None:
+            try:
+                for j in range(20_000):
+                    s.set(f"k{(j * 7 + n) % 60}", env(j), 0.0)
+            except BaseException as exc:
+                errors.append(exc)
+
+        readers = [threading.Thread(target=reader) for _ in range(4)]
+        writers = [threading.Thread(target=writer, args=(n,)) for n in range(3)]
+        for t in readers + writers:
+            t.start()
+        for t in writers:
+            t.join()
+        stop.set()
+        for t in readers:
+            t.join()
+    finally:
+        sys.setswitchinterval(old)
+    assert errors == []
+    assert s.usage()[0] <= 50
+
+
+# 5. Generations learned from other processes (poll) grow without bound in cache mode
+def test_learn_names_growth_is_bounded() -> None:
+    g = Generations("ns", authoritative=False)
+    g.learn_ns(0)
+    g.learn_names({gen_name("ns", f"t{i}"): 1 for i in range(MAX_TRACKED + 10_000)})
+    assert len(g.tags) <= MAX_TRACKED
+
+
+# 6. the tinylfu warning points into stratacache when the tier comes from open()
+def test_tinylfu_warning_from_open_points_at_the_caller() -> None:
+    with warnings.catch_warnings(record=True) as record:
+        warnings.simplefilter("always")
+        sc.open("memory://?max_entries=10&policy=tinylfu").close()
+    assert record[0].filename == __file__
+
+
+# 7. the signature of a bound cached method still shows self
+def test_bound_cached_method_signature_drops_self() -> None:
+    cache = sc.Cache(sc.MemoryTier(max_entries=10))
+
+    class Repo:
+        @cache.cached
+        def get(self, user_id: int) -> int:
+            return user_id
+
+    try:
+        assert list(inspect.signature(Repo().get).parameters) == ["user_id"]
+    finally:
+        cache.close()
+
+
+# 8. tags= receives the raw call spelling: equivalent calls (same key) can break the tags callable
+def test_tags_callable_sees_normalised_arguments() -> None:
+    cache = sc.Cache(sc.MemoryTier(max_entries=10))
+
+    @cache.cached(tags=lambda uid: [f"user:{uid}"])
+    def load_user(user_id: int) -> int:
+        return user_id
+
+    try:
+        load_user(1)
+        load_user(user_id=1)  # same key as load_user(1); TypeError from the tags lambda
+    finally:
+        cache.close()
+
+
+# 9. a re-entrant get_or_load of the same key in the same thread deadlocks instead of raising
+def test_reentrant_get_or_load_does_not_hang() -> None:
+    cache = sc.Cache(sc.MemoryTier(max_entries=10))
+    outcome: list[object] = []
+
+    def inner() -> int:
+        return cache.get_or_load("k", lambda: 2)
+
+    def run() -> None:
+        try:
+            outcome.append(cache.get_or_load("k", inner))
+        except Exception as exc:
+            outcome.append(exc)
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    t.join(5)
+    assert not t.is_alive(), "re-entrant get_or_load of one key deadlocked"
