@@ -13,8 +13,8 @@ Layout (all tables prefixed ``sc_``):
 
 Each thread gets its own connection (SQLite connections must not be shared across threads mid-statement), closed
 when the thread ends; statements are prepared once by sqlite3's statement cache; PRAGMAs run once per connection,
-never per call. A read takes no write lock: access times are buffered in memory and written with the next write
-transaction (or in a batch once 512 are pending). Corrupt or truncated rows are misses (counted as errors) and are
+never per call. A read never writes: access times (at half-minute granularity) are buffered in memory and written
+by the next write transaction, which is also the only place eviction runs. Corrupt or truncated rows are misses (counted as errors) and are
 deleted. Commits by other connections are noticed by comparing the WAL-index header in the memory-mapped ``-shm``
 file, with ``PRAGMA data_version`` as the fallback.
 """
@@ -48,7 +48,8 @@ _KIND_KEY: Final = 0
 _KIND_GEN: Final = 1
 _LOG_KEEP: Final = 50_000
 _LOG_READ_LIMIT: Final = 10_000
-_TOUCH_FLUSH: Final = 512
+_TOUCH_GRANULARITY: Final = 30.0  # seconds: LRU by the half-minute is close enough to order evictions
+_TOUCH_MAX: Final = 8192  # buffered access times; eviction only runs inside writes, which apply them first
 _WAL_HEADER: Final = 48
 _CHUNK: Final = 500  # below SQLite's default limit of host parameters
 
@@ -222,12 +223,10 @@ class SQLiteStore:
                 corrupt.append(key)
                 out.append(None)
                 continue
-            if now - row[1] > 1.0:
+            if now - row[1] > _TOUCH_GRANULARITY and len(self._touched) < _TOUCH_MAX:
                 self._touched[key] = now
         if corrupt:
             self._drop_quietly(corrupt)
-        elif len(self._touched) >= _TOUCH_FLUSH:
-            self._flush_touches_quietly()
         return out
 
     def _fetch(self, keys: Sequence[str]) -> dict[str, tuple[bytes, float]]:
