@@ -15,8 +15,8 @@ Each thread gets its own connection (SQLite connections must not be shared acros
 when the thread ends; statements are prepared once by sqlite3's statement cache; PRAGMAs run once per connection,
 never per call. A read never writes: access times (at half-minute granularity) are buffered in memory and written
 by the next write transaction, which is also the only place eviction runs. Corrupt or truncated rows are misses
-(counted as errors) and are deleted. Commits by other connections are noticed by comparing the WAL-index header in the memory-mapped ``-shm``
-file, with ``PRAGMA data_version`` as the fallback.
+(counted as errors) and are deleted. Commits by other connections are noticed by comparing the WAL-index header
+in the memory-mapped ``-shm`` file, with ``PRAGMA data_version`` as the fallback.
 """
 
 from __future__ import annotations
