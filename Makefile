@@ -41,6 +41,7 @@ lint: $(VENV)/.installed-all+test+lint
 	$(BIN)/mypy
 	$(BIN)/lint-imports
 	$(PY) scripts/unasync.py --check
+	$(PY) scripts/gen_api_docs.py --check
 
 unasync: $(VENV)/.installed-all+test+lint
 	$(PY) scripts/unasync.py

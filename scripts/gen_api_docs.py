@@ -40,10 +40,11 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
         "Tiers",
         (
             "Tier specs are frozen, validated descriptions; the cache builds the stores. The first tier may be a "
-            "`MemoryTier` (L1); any further tier is a `SQLiteTier`. A spec can also be given as a URL "
+            "`MemoryTier` (L1); any further tier is a `TierSpec`: `SQLiteTier`, or your own subclass whose "
+            "store passes `stratacache.testing.TierContract`. A built-in spec can also be given as a URL "
             "(`memory://...`, `sqlite:///...`), parsed by the spec's `from_url`."
         ),
-        ["MemoryTier", "SQLiteTier"],
+        ["MemoryTier", "SQLiteTier", "TierSpec"],
     ),
     (
         "Codecs",

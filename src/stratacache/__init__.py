@@ -30,7 +30,7 @@ from stratacache.errors import (
     ValueTooLargeError,
 )
 from stratacache.metrics.stats import Stats, TierStats
-from stratacache.tiers import MemoryTier, SQLiteTier
+from stratacache.tiers import MemoryTier, SQLiteTier, TierSpec
 
 __version__ = "0.1.0"
 
@@ -56,6 +56,7 @@ __all__ = [
     "Stats",
     "StrataCacheError",
     "TierError",
+    "TierSpec",
     "TierStats",
     "TierTimeoutError",
     "TierUnavailableError",

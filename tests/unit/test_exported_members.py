@@ -32,6 +32,7 @@ EXPORTED = [
     "Stats",
     "StrataCacheError",
     "TierError",
+    "TierSpec",
     "TierStats",
     "TierTimeoutError",
     "TierUnavailableError",
