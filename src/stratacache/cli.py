@@ -69,13 +69,6 @@ def demo(
             "--seed", min=0, max=2**63 - 1, metavar="N", help="Seed of the data and of the request sequences."
         ),
     ] = _DEFAULTS.seed,
-    flight_guard: Annotated[
-        bool,
-        typer.Option(
-            "--flight-guard/--no-flight-guard",
-            help="Work around a single-flight bug (see stratacache.demo.StrataBackend); --no-flight-guard shows it.",
-        ),
-    ] = _DEFAULTS.flight_guard,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON instead of a table.")] = False,
 ) -> None:
     """Run a read-heavy load against a SQLite database, uncached then through stratacache, and compare.
@@ -90,7 +83,6 @@ def demo(
             write_rate=write_rate,
             db_latency=db_latency_ms / 1000,
             seed=seed,
-            flight_guard=flight_guard,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None

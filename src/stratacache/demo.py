@@ -17,27 +17,41 @@ A point query on a local SQLite file costs a few microseconds, less than any cac
 cache sits in front of. So every database query also pays a modelled network round trip (``db_latency``,
 0.5 ms by default, ``0`` for the raw file); the CLI prints it next to the results.
 
-This module is pure demo logic: the public stratacache API and the standard library only (the CLI renders it).
+This module runs the phases and reports the results (the CLI renders them); the database, the load model, the
+staleness check and the two backends live in :mod:`stratacache._demo_workload`, whose public names it re-exports.
+Both use the public stratacache API and the standard library only.
 """
 
 from __future__ import annotations
 
-import bisect
 import functools
 import itertools
 import math
 import random
-import sqlite3
 import tempfile
 import threading
 import time
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol, TypedDict
+from typing import TYPE_CHECKING, Any
 
 import stratacache as sc
+from stratacache._demo_workload import (
+    Backend,
+    Item,
+    StalenessTracker,
+    StaleRead,
+    StrataBackend,
+    UncachedBackend,
+    ZipfSampler,
+    build_database,
+    connect,
+    fetch_item,
+    read_versions,
+)
 
 if TYPE_CHECKING:
+    import sqlite3
     from collections.abc import Callable, Sequence
 
 __all__ = [
@@ -56,19 +70,6 @@ __all__ = [
     "run_demo",
     "run_phase",
 ]
-
-_SELECT = "SELECT id, name, version, payload FROM items WHERE id = ?"
-_MAX_STALE_EXAMPLES = 5
-
-
-class Item(TypedDict):
-    """One row of the application database, as readers receive it."""
-
-    id: int
-    name: str
-    version: int
-    payload: str
-
 
 # ---------------------------------------------------------------------------------------------- configuration
 
@@ -89,7 +90,6 @@ class DemoConfig:
             server (PostgreSQL or MySQL on a LAN: about 0.1 to 1 ms). The application database here is a local
             SQLite file, whose point query costs a few microseconds: cheaper than any cache miss. ``0`` measures
             that raw local file.
-        flight_guard: see :class:`StrataBackend` (a workaround for a single-flight bug; ``False`` shows it).
 
     Raises:
         ValueError: a parameter is out of range.
@@ -103,7 +103,6 @@ class DemoConfig:
     seed: int = 20240601
     payload_bytes: int = 200
     db_latency: float = 0.0005
-    flight_guard: bool = True
 
     def __post_init__(self) -> None:
         _check_int("rows", self.rows, 10, 10_000_000)
@@ -144,15 +143,6 @@ class TierResult:
     errors: int
     entries: int
     bytes: int
-
-
-@dataclass(frozen=True, slots=True)
-class StaleRead:
-    """A read that returned ``got`` although version ``due`` had been written and invalidated before it began."""
-
-    row_id: int
-    got: int
-    due: int
 
 
 @dataclass(frozen=True, slots=True)
@@ -262,231 +252,6 @@ class DemoResult:
         }
 
 
-# ---------------------------------------------------------------------------------------------- the database
-
-
-def build_database(path: Path, rows: int, *, seed: int = 0, payload_bytes: int = 200) -> None:
-    """Create ``items(id, name, version, payload)`` with ``rows`` rows at ``path`` (one transaction, WAL mode)."""
-    rng = random.Random(seed)  # noqa: S311 - demo data, not cryptography
-    hex_len = (payload_bytes + 1) // 2
-    conn = sqlite3.connect(path, isolation_level=None)
-    try:
-        conn.execute("PRAGMA journal_mode = WAL")
-        conn.execute("PRAGMA synchronous = NORMAL")
-        conn.execute("BEGIN")
-        conn.execute(
-            "CREATE TABLE items(id INTEGER PRIMARY KEY, name TEXT NOT NULL, "
-            "version INTEGER NOT NULL, payload TEXT NOT NULL)"
-        )
-        conn.executemany(
-            "INSERT INTO items(id, name, version, payload) VALUES (?, ?, 1, ?)",
-            ((i, f"item-{i}", rng.randbytes(hex_len).hex()[:payload_bytes]) for i in range(1, rows + 1)),
-        )
-        conn.execute("COMMIT")
-    finally:
-        conn.close()
-
-
-def _connect(path: Path) -> sqlite3.Connection:
-    """A connection in autocommit mode: every SELECT is its own read transaction and sees every prior commit."""
-    conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
-    conn.execute("PRAGMA busy_timeout = 30000")
-    return conn
-
-
-def _fetch(conn: sqlite3.Connection, row_id: int) -> Item:
-    row = conn.execute(_SELECT, (row_id,)).fetchone()
-    if row is None:
-        raise LookupError(f"no row {row_id}")
-    return {"id": row[0], "name": row[1], "version": row[2], "payload": row[3]}
-
-
-def _versions(path: Path) -> dict[int, int]:
-    conn = _connect(path)
-    try:
-        return {int(i): int(v) for i, v in conn.execute("SELECT id, version FROM items")}
-    finally:
-        conn.close()
-
-
-# ---------------------------------------------------------------------------------------------- load model
-
-
-class ZipfSampler:
-    """Row ids drawn from a Zipf(s) law over ranks, ranks mapped to ids by a seeded shuffle."""
-
-    __slots__ = ("_cum", "_ids", "_total")
-
-    def __init__(self, rows: int, s: float, *, seed: int) -> None:
-        self._cum = list(itertools.accumulate(k**-s for k in range(1, rows + 1)))
-        self._total = self._cum[-1]
-        ids = list(range(1, rows + 1))
-        random.Random(seed).shuffle(ids)  # noqa: S311 - a load model, not cryptography
-        self._ids = ids
-
-    def sample(self, rng: random.Random) -> int:
-        """One row id."""
-        return self._ids[bisect.bisect(self._cum, rng.random() * self._total)]
-
-
-class StalenessTracker:
-    """Per row, the newest version whose write *and* invalidation have completed, with a global sequence number.
-
-    A reader calls :meth:`due` before its read and :meth:`check` after it; the writer calls :meth:`completed`
-    after its commit and its invalidation have both returned. A read that starts after that call and still
-    returns an older version is stale: the cache served a value it had been told was gone. A read that overlaps
-    the write may return either version and is never counted.
-    """
-
-    def __init__(self, versions: dict[int, int] | None = None) -> None:
-        self._lock = threading.Lock()
-        self._due: dict[int, tuple[int, int]] = {k: (v, 0) for k, v in (versions or {}).items()}
-        self._seq = 0
-        self._stale = 0
-        self._examples: list[StaleRead] = []
-
-    def due(self, row_id: int) -> int:
-        """The version a read of ``row_id`` starting now must return at least."""
-        with self._lock:
-            entry = self._due.get(row_id)
-        return 0 if entry is None else entry[0]
-
-    def completed(self, row_id: int, version: int) -> int:
-        """Record that ``version`` of ``row_id`` is committed and invalidated; return the event's sequence."""
-        with self._lock:
-            self._seq += 1
-            old = self._due.get(row_id)
-            if old is None or version > old[0]:
-                self._due[row_id] = (version, self._seq)
-            return self._seq
-
-    def check(self, row_id: int, due: int, got: int) -> bool:
-        """Whether a read of ``row_id`` that began when ``due`` was due, and returned ``got``, is stale (counted)."""
-        if got >= due:
-            return False
-        with self._lock:
-            self._stale += 1
-            if len(self._examples) < _MAX_STALE_EXAMPLES:
-                self._examples.append(StaleRead(row_id, got, due))
-        return True
-
-    @property
-    def stale_reads(self) -> int:
-        """Stale reads counted so far."""
-        with self._lock:
-            return self._stale
-
-    @property
-    def examples(self) -> tuple[StaleRead, ...]:
-        """The first few stale reads."""
-        with self._lock:
-            return tuple(self._examples)
-
-
-# ---------------------------------------------------------------------------------------------- backends
-
-
-class Backend(Protocol):
-    """How a phase reads rows and invalidates them after a write."""
-
-    name: str
-
-    def read(self, row_id: int, load: Callable[[], Item]) -> Item:
-        """Return row ``row_id``; ``load()`` queries the database."""
-        ...
-
-    def invalidate(self, row_id: int) -> None:
-        """Called after a write of ``row_id`` has committed."""
-        ...
-
-    def stats(self) -> sc.Stats | None:
-        """Cache counters, if there is a cache."""
-        ...
-
-
-class UncachedBackend:
-    """Every read queries the database; nothing to invalidate."""
-
-    name = "uncached"
-
-    def read(self, row_id: int, load: Callable[[], Item]) -> Item:  # noqa: ARG002 - part of the protocol
-        """Query the database."""
-        return load()
-
-    def invalidate(self, row_id: int) -> None:
-        """Nothing is cached."""
-
-    def stats(self) -> sc.Stats | None:
-        """No cache, no counters."""
-        return None
-
-
-class StrataBackend:
-    """Reads through a :class:`stratacache.Cache`, one tag per row; a write invalidates the row's tag.
-
-    Args:
-        cache: the cache.
-        flight_guard: after invalidating a row, wait until every load of that row already in progress has
-            finished. This works around a stratacache bug: ``get_or_load``'s single-flight lets a caller that
-            starts *after* ``invalidate_tags()`` returned join a load that began *before* it, and return that
-            load's pre-write value (the value is not cached; the joining caller alone gets it). With the guard, no
-            load that predates the invalidation is still joinable when the writer reports the write complete, so
-            only that bug is sidestepped: a cache serving an invalidated entry from L1 or L2, or storing a
-            pre-write load after the invalidation, is still counted as stale. Remove once single-flight keys
-            flights by generation (or invalidation detaches in-flight loads).
-    """
-
-    name = "cached"
-
-    def __init__(self, cache: sc.Cache, *, flight_guard: bool = True) -> None:
-        self.cache = cache
-        self.flight_guard = flight_guard
-        self._cond = threading.Condition()
-        self._loading: dict[int, int] = {}
-
-    def read(self, row_id: int, load: Callable[[], Item]) -> Item:
-        """``get_or_load`` keyed and tagged by the row."""
-        key, tags = ("item", row_id), (f"row:{row_id}",)
-        if not self.flight_guard:
-            return self.cache.get_or_load(key, load, tags=tags)
-        loaded = False
-
-        def counted() -> Item:
-            nonlocal loaded
-            with self._cond:
-                self._loading[row_id] = self._loading.get(row_id, 0) + 1
-            loaded = True
-            return load()
-
-        try:
-            return self.cache.get_or_load(key, counted, tags=tags)
-        finally:
-            if loaded:  # this caller led the flight, which is over now: nobody can join it any more
-                with self._cond:
-                    left = self._loading[row_id] - 1
-                    if left:
-                        self._loading[row_id] = left
-                    else:
-                        del self._loading[row_id]
-                        self._cond.notify_all()
-
-    def invalidate(self, row_id: int) -> None:
-        """Bump the row's tag: every cached copy of it, in every tier, becomes a miss.
-
-        Raises:
-            RuntimeError: (flight guard) a load of the row is still running 30 s later.
-        """
-        self.cache.invalidate_tags(f"row:{row_id}")
-        if self.flight_guard:
-            with self._cond:
-                if not self._cond.wait_for(lambda: row_id not in self._loading, timeout=30.0):
-                    raise RuntimeError(f"a load of row {row_id} has been running for 30 s")
-
-    def stats(self) -> sc.Stats | None:
-        """The cache's counters."""
-        return self.cache.stats()
-
-
 # ---------------------------------------------------------------------------------------------- one phase
 
 
@@ -558,7 +323,7 @@ class _Phase:
         self.seed = seed
         self.write_rate = write_rate
         self.db_latency = db_latency
-        self.tracker = StalenessTracker(_versions(db_path))
+        self.tracker = StalenessTracker(read_versions(db_path))
         self.stop = threading.Event()
         self.states: list[_ReaderState] = []
         self.writes = 0
@@ -596,7 +361,7 @@ class _Phase:
     def _guarded(self, loop: Callable[[sqlite3.Connection], None]) -> None:
         """Run ``loop`` with a connection of its own; an error stops the phase and is re-raised by :meth:`run`."""
         try:
-            conn = _connect(self.db_path)
+            conn = connect(self.db_path)
             try:
                 loop(conn)
             finally:
@@ -614,7 +379,7 @@ class _Phase:
 
         def load_row(row_id: int) -> Item:
             state.db_queries += 1
-            item = _fetch(conn, row_id)
+            item = fetch_item(conn, row_id)
             if latency:
                 time.sleep(latency)  # the modelled network round trip (releases the GIL, as I/O does)
             return item
@@ -716,7 +481,7 @@ def run_demo(
         uncached = run_phase(db_path, UncachedBackend(), **common)
         say(f"phase 2/2: {config.threads} readers through stratacache (memory + SQLite), {config.duration:g} s")
         with sc.Cache(sc.MemoryTier(), sc.SQLiteTier(root / "cache.db"), namespace="demo") as cache:
-            backend = StrataBackend(cache, flight_guard=config.flight_guard)
+            backend = StrataBackend(cache)
             cached = run_phase(db_path, backend, **common)
     per_request_u = _ratio(uncached.db_queries, uncached.requests)
     per_request_c = _ratio(cached.db_queries, cached.requests)

@@ -196,8 +196,7 @@ def test_checker_catches_the_unguarded_fill_race(app_db: Path) -> None:
 
 def test_stratacache_refuses_the_fill_race(app_db: Path, tmp_path: Path) -> None:
     with sc.Cache(sc.MemoryTier(), sc.SQLiteTier(tmp_path / "cache.db"), namespace="race") as cache:
-        # the flight guard would wait for the very load that invalidates (one thread here): not needed, off
-        tracker = _forced_fill_race(app_db, StrataBackend(cache, flight_guard=False))
+        tracker = _forced_fill_race(app_db, StrataBackend(cache))
     assert tracker.stale_reads == 0
 
 
