@@ -235,7 +235,7 @@ def test_byte_bound_keeps_accounted_bytes_under_max_bytes(
     try:
         cache.set("hot", "keep me")
         for i in range(150):
-            clock.advance(2)  # distinct access times
+            clock.advance(61)  # distinct access times, past the granularity reads record them at (30 s)
             assert cache.get("hot") == "keep me", f"the most recently read key was evicted by write {i - 1}"
             cache.set(f"k{i}", "x" * (50 + (i * 37) % 400), tags=["t"] if i % 3 else ())
             rows, nbytes, meta_entries, meta_bytes = raw.totals()
