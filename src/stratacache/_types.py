@@ -9,7 +9,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from stratacache.core.envelope import Envelope
     from stratacache.metrics.stats import TierCounters
@@ -78,6 +78,14 @@ class Store(Protocol):
         """Store envelopes, replacing what is there, in one batch."""
         ...
 
+    def fence(self) -> int:
+        """A write fence: a token that orders this store's writes; read before a loader runs."""
+        ...
+
+    def fill_many(self, items: Sequence[tuple[str, Envelope[bytes]]], since: int) -> list[str]:
+        """Atomically store loaded values except for keys written or deleted after ``since``; return those stored."""
+        ...
+
     def delete_many(self, keys: Sequence[str]) -> int:
         """Delete keys; return how many existed."""
         ...
@@ -90,8 +98,8 @@ class Store(Protocol):
         """Increment generation counters atomically; return the new values."""
         ...
 
-    def poll(self) -> Changes | None:
-        """Changes made by other processes since the last call (``None``: nothing changed)."""
+    def poll(self, apply: Callable[[Changes], None]) -> None:
+        """Pass changes made by other processes since the last call to ``apply``; return once applied."""
         ...
 
     def usage(self) -> tuple[int, int]:
@@ -123,6 +131,14 @@ class AsyncStore(Protocol):
         """See :meth:`Store.set_many`."""
         ...
 
+    async def fence(self) -> int:
+        """See :meth:`Store.fence`."""
+        ...
+
+    async def fill_many(self, items: Sequence[tuple[str, Envelope[bytes]]], since: int) -> list[str]:
+        """See :meth:`Store.fill_many`."""
+        ...
+
     async def delete_many(self, keys: Sequence[str]) -> int:
         """See :meth:`Store.delete_many`."""
         ...
@@ -135,7 +151,7 @@ class AsyncStore(Protocol):
         """See :meth:`Store.bump_gens`."""
         ...
 
-    def poll(self) -> Changes | None:
+    def poll(self, apply: Callable[[Changes], None]) -> None:
         """See :meth:`Store.poll` (synchronous in both engines: it must be cheap)."""
         ...
 

@@ -19,7 +19,7 @@ if TYPE_CHECKING:
 
 
 class DictStore:
-    """The smallest honest Store: a locked dict of envelopes and a dict of generation counters."""
+    """The smallest honest Store: a locked dict of envelopes, generation counters and per-key write numbers."""
 
     name = "dict"
     shared = True
@@ -30,17 +30,28 @@ class DictStore:
         self._lock = threading.Lock()
         self._data: dict[str, Envelope[bytes]] = {}
         self._gens: dict[str, int] = {}
+        self._seq = 0  # write fence: every set or delete takes the next number
+        self._written: dict[str, int] = {}
 
     def get_many(self, keys: Sequence[str]) -> list[Envelope[bytes] | None]:
         with self._lock:
             return [self._data.get(k) for k in keys]
 
+    def _store(self, items: Sequence[tuple[str, Envelope[bytes]]]) -> None:
+        for k, e in items:
+            self._seq += 1
+            self._written[k] = self._seq
+            self._data[k] = e
+
     def set_many(self, items: Sequence[tuple[str, Envelope[bytes]]]) -> None:
         with self._lock:
-            self._data.update(items)
+            self._store(items)
 
     def delete_many(self, keys: Sequence[str]) -> int:
         with self._lock:
+            for k in keys:
+                self._seq += 1
+                self._written[k] = self._seq
             return sum(self._data.pop(k, None) is not None for k in keys)
 
     def get_gens(self, names: Sequence[str]) -> tuple[int, ...]:
@@ -53,8 +64,18 @@ class DictStore:
                 self._gens[n] = self._gens.get(n, 0) + 1
             return tuple(self._gens[n] for n in names)
 
-    def poll(self) -> Changes | None:
-        return None  # one process: nothing changes behind the engine's back
+    def fence(self) -> int:
+        with self._lock:
+            return self._seq
+
+    def fill_many(self, items: Sequence[tuple[str, Envelope[bytes]]], since: int) -> list[str]:
+        with self._lock:
+            stored = [(k, e) for k, e in items if self._written.get(k, 0) <= since]
+            self._store(stored)
+            return [k for k, _ in stored]
+
+    def poll(self, apply: Callable[[Changes], None]) -> None:
+        pass  # one process: nothing changes behind the engine's back
 
     def usage(self) -> tuple[int, int]:
         with self._lock:

@@ -311,9 +311,15 @@ def _sqlite_only(tmp_path: Path) -> list[sc.Cache]:
     return [sc.Cache(sc.SQLiteTier(tmp_path / "cache.db", max_bytes=None), namespace="ver", ttl=None) for _ in "ab"]
 
 
+def _memory_over_sqlite(tmp_path: Path) -> list[sc.Cache]:
+    # the writer's cache and a second cache on the same file, each with a small L1 (evicts and backfills)
+    return [sc.Cache(*tiers(tmp_path, max_entries=4), namespace="ver", ttl=None) for _ in "ab"]
+
+
 VERSION_SETUPS: dict[str, Callable[[Path], list[sc.Cache]]] = {
     "memory only": _memory_only,
     "sqlite only, two caches": _sqlite_only,
+    "memory over sqlite, two caches": _memory_over_sqlite,
 }
 
 

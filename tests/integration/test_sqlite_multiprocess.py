@@ -322,3 +322,29 @@ def test_concurrent_writers_keep_the_file_sound_and_the_totals_exact(spawn: Any,
     assert c.call("get_many", shared) == here
     both = [f"both:many:{j}" for j in range(7)]
     assert b.call("get_many", both) == local.get_many(both) == c.call("get_many", both)
+
+
+@pytest.mark.slow
+def test_invalidation_by_another_process_during_a_load_wins(tmp_path: Path) -> None:
+    """The stale-fill race across processes: a delete committed while a loader ran voids that loader's fill."""
+    ctx = mp.get_context("spawn")
+    db = tmp_path / "shared.db"
+    b = Remote(ctx, db, ctx.Barrier(1), namespace="mp")
+    try:
+        a = sc.Cache(sc.MemoryTier(max_entries=100), sc.SQLiteTier(db, max_bytes=None), namespace="mp", ttl=None)
+        row = {"value": "old"}
+
+        def loader() -> str:
+            seen = row["value"]  # the loader reads the row...
+            row["value"] = "new"  # ...another process commits an update...
+            assert b.call("delete", "k") is False  # ...and invalidates the key, as prescribed
+            return seen
+
+        assert a.get_or_load("k", loader) == "old"  # the caller gets what it loaded...
+        assert b.call("get", "k", "miss") == "miss"  # ...but nobody is served it afterwards
+        assert a.get("k", "miss") == "miss"
+        assert a.get_or_load("k", lambda: row["value"]) == "new"
+        assert b.call("get", "k", "miss") == "new"
+        a.close()
+    finally:
+        b.stop()

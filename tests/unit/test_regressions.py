@@ -182,3 +182,25 @@ def test_reentrant_get_or_load_does_not_hang() -> None:
     t.start()
     t.join(5)
     assert not t.is_alive(), "re-entrant get_or_load of one key deadlocked"
+
+
+# get_many cannot return a dict holding keys that are equal in Python but distinct in the cache
+def test_get_many_refuses_python_equal_distinct_keys() -> None:
+    c = sc.Cache(sc.MemoryTier(max_entries=100))
+    c.set(("t", 1), "int")
+    c.set(("t", True), "bool")
+    with pytest.raises(sc.InvalidKeyError, match="equal in Python"):
+        c.get_many([("t", 1), ("t", True)])
+    assert c.get_many([("t", 1), ("t", 1)]) == {("t", 1): "int"}  # plain duplicates are fine
+
+
+# decorator digests of long timedeltas collided through float total_seconds()
+def test_timedelta_arguments_never_collide() -> None:
+    import datetime as dt
+
+    from stratacache.core.keys import digest_args
+
+    a = dt.timedelta(days=200_000)
+    b = dt.timedelta(days=200_000, microseconds=1)
+    assert digest_args([a]) != digest_args([b])
+    assert digest_args([a]) == digest_args([dt.timedelta(seconds=200_000 * 86_400)])

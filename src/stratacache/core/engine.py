@@ -38,7 +38,6 @@ Load-bearing choices
 
 from __future__ import annotations
 
-import contextlib
 import itertools
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
@@ -47,7 +46,7 @@ from stratacache.core.config import validate_ttl
 from stratacache.core.envelope import Envelope, encode_envelope
 from stratacache.core.freshness import expiry
 from stratacache.core.keys import encode_key, gen_name, key_prefix, validate_tags
-from stratacache.errors import CacheClosedError, DecodeError, TierError, ValueTooLargeError
+from stratacache.errors import CacheClosedError, DecodeError, InvalidKeyError, TierError, ValueTooLargeError
 from stratacache.invalidation.generations import Generations
 from stratacache.metrics.stats import EngineCounters, Stats, TierStats
 from stratacache.protection.singleflight import AsyncSingleFlight
@@ -65,6 +64,18 @@ T = TypeVar("T")
 _STRIPES: Final = 1024
 
 _Prepared = tuple[str, "Envelope[bytes]", "Envelope[Any] | None"]
+
+
+def _check_distinct(wanted: list[tuple[Hashable, str]]) -> None:
+    """Refuse keys equal in Python but distinct in the cache (``1``, ``1.0``, ``True``): a dict holds one."""
+    seen: dict[Hashable, str] = {}
+    for key, k in wanted:
+        other = seen.setdefault(key, k)
+        if other != k:
+            raise InvalidKeyError(
+                f"get_many got keys that are equal in Python but distinct in the cache ({other!r} and {k!r}); "
+                "the result dict cannot hold both: look them up separately"
+            )
 
 
 class AsyncEngine:
@@ -220,11 +231,13 @@ class AsyncEngine:
         """Return ``{key: value}`` for the keys that are cached (misses are left out), one batch per tier.
 
         Raises:
-            InvalidKeyError: a key is invalid (before anything is read).
+            InvalidKeyError: a key is invalid, or two keys are equal in Python but distinct in the cache, such as
+                ``("t", 1)`` and ``("t", True)`` (before anything is read).
         """
         wanted = [(key, self._key(key)) for key in keys]
         if not wanted:
             return {}
+        _check_distinct(wanted)
         if self._pollers:
             self._poll()
         now = self._clock.now()
@@ -437,13 +450,10 @@ class AsyncEngine:
     def _poll(self) -> None:
         for store in self._pollers:
             try:
-                changes = store.poll()
+                store.poll(self._apply)
             except TierError:
                 store.counters.errors += 1
-                changes = None
                 self._flush_l1()
-            if changes is not None:
-                self._apply(changes)
 
     def _apply(self, changes: Changes) -> None:
         l1 = self._l1
@@ -626,6 +636,12 @@ class AsyncEngine:
                 if (exp is None or self._clock.now() < exp) and self._gens.current(env.gens, env.tags):
                     return self._codec.decode(env.value, k) if self._copy else env.value  # type: ignore[no-any-return]
         stripe = hash(k) % _STRIPES
+        fences: list[int] | None = None
+        if gens is not None:
+            try:  # before the loader reads the source: a write logged after the fence voids the fill
+                fences = [await store.fence() for store in self._lower]
+            except TierError:
+                fences = None
         counters = self._counters
         t0 = self._clock.monotonic()
         try:
@@ -637,20 +653,61 @@ class AsyncEngine:
         delta = self._clock.monotonic() - t0
         counters.load_time += delta
         counters.loads += 1
-        if gens is None or self._closed:
-            return value  # the shared tier is unreachable: serve the value, cache nothing unverifiable
+        if gens is None or fences is None or self._closed:
+            return value  # a shared tier is unreachable: serve the value, cache nothing unverifiable
         prepared = self._prepare(k, value, ttl, tags, gens=gens, delta=delta)
-        if self._epochs[stripe] == epoch:
-            with contextlib.suppress(TierError):  # counted by _write; the caller still gets its value
-                await self._write([prepared], epoch_guard=(stripe, epoch))
+        await self._fill(prepared, stripe, epoch, fences)
         return value
 
-    async def _write(self, prepared: list[_Prepared], epoch_guard: tuple[int, int] | None = None) -> None:
-        """Write lower tiers (deepest first), then L1; on a lower-tier failure drop L1 copies and raise."""
-        for k, _env, _l1 in prepared:
-            self._epochs[hash(k) % _STRIPES] += 1
-        if epoch_guard is not None:
-            epoch_guard = (epoch_guard[0], epoch_guard[1] + 1)
+    async def _fill(self, prepared: _Prepared, stripe: int, epoch: int, fences: list[int]) -> None:
+        """Store a loaded value only where its key is unchanged since the load began.
+
+        Each lower tier checks its fence atomically with the write (``fill_many``), so a write or delete by any
+        process during the load wins; L1 checks the key's epoch under its lock. Never raises: a refused or failed
+        fill only means the next read loads again.
+        """
+        if self._epochs[stripe] != epoch:
+            return
+        k, env, l1env = prepared
+        self._epochs[stripe] += 1
+        for depth in range(len(self._lower) - 1, -1, -1):
+            store = self._lower[depth]
+            try:
+                stored = await store.fill_many([(k, env)], fences[depth])
+            except TierError:
+                store.counters.errors += 1
+                return
+            if not stored:
+                return
+            store.counters.sets += 1
+        self._epochs[stripe] += 1
+        l1 = self._l1
+        if l1 is not None and l1env is not None:
+            expected = epoch + 2
+            l1.counters.sets += l1.set_many(
+                [(k, l1env)], self._clock.now(), lambda _k: self._epochs[stripe] == expected
+            )
+
+    def _bump(self, keys: Iterable[str]) -> dict[int, int]:
+        """Advance the epoch of each key's stripe; return the stripes' epochs after this bump."""
+        epochs = self._epochs
+        after: dict[int, int] = {}
+        for k in keys:
+            stripe = hash(k) % _STRIPES
+            epochs[stripe] += 1
+            after[stripe] = epochs[stripe]
+        return after
+
+    async def _write(self, prepared: list[_Prepared]) -> None:
+        """Write lower tiers (deepest first), then L1; on a lower-tier failure drop L1 copies and raise.
+
+        Epochs are bumped before the lower-tier writes (fills and backfills that read earlier are refused) and
+        again after them (so are readers that read the lower tier just before this write committed). The L1
+        write is refused, and the L1 entry dropped, if another write to the key interleaved: L1 then never
+        disagrees with the lower tier about which write came last.
+        """
+        keys = [k for k, _, _ in prepared]
+        self._bump(keys)
         failed: list[BaseException] = []
         items = [(k, env) for k, env, _ in prepared]
         for store in reversed(self._lower):
@@ -660,25 +717,29 @@ class AsyncEngine:
             except TierError as exc:
                 store.counters.errors += 1
                 failed.append(exc)
+        expected = self._bump(keys)
         l1 = self._l1
         if failed:
             if l1 is not None:
-                l1.delete_many([k for k, _, _ in prepared])
+                l1.delete_many(keys)
             msg = f"could not write {len(items)} entr{'y' if len(items) == 1 else 'ies'} to every tier"
             raise TierError(msg) from failed[0]
         if l1 is not None:
             l1_items = [(k, e) for k, _, e in prepared if e is not None]
-            guard = None
-            if epoch_guard is not None:
-                stripe, expected = epoch_guard
-                guard = lambda _k: self._epochs[stripe] == expected  # noqa: E731
-            l1.counters.sets += l1.set_many(l1_items, self._clock.now(), guard)
+            epochs = self._epochs
+            l1.counters.sets += l1.set_many(
+                l1_items, self._clock.now(), lambda k: epochs[hash(k) % _STRIPES] == expected[hash(k) % _STRIPES]
+            )
 
     async def _delete(self, keys: list[str]) -> int:
+        """Delete from L1 and every lower tier.
+
+        Epochs are bumped and L1 dropped again after the lower deletes (as in :meth:`_write`), so a reader that
+        read a lower tier just before the delete cannot leave the deleted value in L1.
+        """
         if self._pollers:
             self._poll()
-        for k in keys:
-            self._epochs[hash(k) % _STRIPES] += 1
+        self._bump(keys)
         count = 0
         l1 = self._l1
         if l1 is not None:
@@ -692,6 +753,9 @@ class AsyncEngine:
             except TierError as exc:
                 store.counters.errors += 1
                 failed.append(exc)
+        self._bump(keys)
+        if l1 is not None:
+            l1.delete_many(keys)
         if failed:
             raise TierError(f"could not delete {len(keys)} key(s) from every tier") from failed[0]
         return count

@@ -69,7 +69,7 @@ def decode_envelope(data: bytes | memoryview) -> Envelope[bytes]:
     Raises:
         DecodeError: the bytes are truncated, corrupt or of another envelope format.
     """
-    if not data or data[0] != ENVELOPE_FORMAT:
+    if not isinstance(data, bytes | bytearray | memoryview) or not data or data[0] != ENVELOPE_FORMAT:
         raise DecodeError("unknown envelope format")
     try:
         return _decoder.decode(memoryview(data)[1:])

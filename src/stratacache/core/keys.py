@@ -189,7 +189,7 @@ _CANON: Final[dict[type, Callable[[Any], str]]] = {
     dt.datetime: lambda v: "D" + v.isoformat() + ";",
     dt.date: lambda v: "d" + v.isoformat() + ";",
     dt.time: lambda v: "h" + v.isoformat() + ";",
-    dt.timedelta: lambda v: "z" + repr(v.total_seconds()) + ";",
+    dt.timedelta: lambda v: f"z{v.days},{v.seconds},{v.microseconds};",  # exact: no float seconds
     uuid.UUID: lambda v: "u" + v.hex + ";",
     decimal.Decimal: lambda v: "m" + str(v) + ";",
 }

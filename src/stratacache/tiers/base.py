@@ -7,7 +7,7 @@ from typing import TYPE_CHECKING
 from stratacache._primitives import arun_blocking
 
 if TYPE_CHECKING:
-    from collections.abc import Sequence
+    from collections.abc import Callable, Sequence
 
     from stratacache._types import Changes, Store
     from stratacache.core.envelope import Envelope
@@ -56,9 +56,17 @@ class BlockingStoreAdapter:
         """See :meth:`Store.bump_gens`."""
         return await arun_blocking(self.store.bump_gens, names)
 
-    def poll(self) -> Changes | None:
+    async def fence(self) -> int:
+        """See :meth:`Store.fence`."""
+        return await arun_blocking(self.store.fence)
+
+    async def fill_many(self, items: Sequence[tuple[str, Envelope[bytes]]], since: int) -> list[str]:
+        """See :meth:`Store.fill_many`."""
+        return await arun_blocking(self.store.fill_many, items, since)
+
+    def poll(self, apply: Callable[[Changes], None]) -> None:
         """See :meth:`Store.poll`."""
-        return self.store.poll()
+        self.store.poll(apply)
 
     def usage(self) -> tuple[int, int]:
         """See :meth:`Store.usage`."""

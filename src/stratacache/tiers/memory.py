@@ -80,7 +80,8 @@ class MemoryStore:
         """Insert or replace several entries under one lock acquisition; return how many were stored.
 
         ``guard(key)``, evaluated under the lock, can refuse an item (the engine's check that the key was not
-        written or invalidated since the value was read); deletes take the same lock, so none slips between.
+        written or invalidated since the value was read); a refused key's current entry is dropped too, since
+        it may be the one that raced. Deletes take the same lock, so none slips between check and write.
         """
         stored = 0
         with self._lock:
@@ -88,6 +89,8 @@ class MemoryStore:
                 if guard is None or guard(key):
                     self._put(key, env)
                     stored += 1
+                else:
+                    self._remove(key)
             self._evict()
             self._reclaim(now, _RECLAIM_PER_WRITE * max(1, len(items)))
         return stored

@@ -223,7 +223,8 @@ class SQLiteStore:
                 corrupt.append(key)
                 out.append(None)
                 continue
-            if now - row[1] > _TOUCH_GRANULARITY and len(self._touched) < _TOUCH_MAX:
+            atime = row[1]
+            if isinstance(atime, float | int) and now - atime > _TOUCH_GRANULARITY and len(self._touched) < _TOUCH_MAX:
                 self._touched[key] = now
         if corrupt:
             self._drop_quietly(corrupt)
@@ -317,8 +318,8 @@ class SQLiteStore:
         self._write(txn)
         return tuple(out)
 
-    def _changed(self, conn: sqlite3.Connection) -> bool:
-        """Whether any connection may have committed since the last check (false positives are harmless).
+    def _change_token(self, conn: sqlite3.Connection) -> bytes | int:
+        """What identifies the database's current commit state for this thread (see :meth:`poll`).
 
         Fast path: the WAL-index header (first 48 bytes of the ``-shm`` file, memory-mapped) changes with every
         commit and checkpoint (SQLite file format, "WAL-index format"); reading it costs ~0.1 µs against ~4 µs for
@@ -327,20 +328,21 @@ class SQLiteStore:
         shm = self._shm
         if shm is not None:
             try:
-                header = shm[:_WAL_HEADER]
+                return shm[:_WAL_HEADER]
             except (ValueError, OSError):
                 self._shm = None
-            else:
-                if header == self._shm_seen:
-                    return False
-                self._shm_seen = header
-                return True
-        local = self._local
-        version = conn.execute("PRAGMA data_version").fetchone()[0]
-        if version == local.data_version:
-            return False
-        local.data_version = version
-        return True
+        return int(conn.execute("PRAGMA data_version").fetchone()[0])
+
+    def _seen(self, token: bytes | int) -> bool:
+        if isinstance(token, bytes):
+            return token == self._shm_seen
+        return token == self._local.data_version
+
+    def _mark_seen(self, token: bytes | int) -> None:
+        if isinstance(token, bytes):
+            self._shm_seen = token
+        else:
+            self._local.data_version = token
 
     def _map_shm(self) -> mmap.mmap | None:
         """Map the ``-shm`` file read-only; ``None`` if it cannot be (then ``PRAGMA data_version`` is used)."""
@@ -354,32 +356,45 @@ class SQLiteStore:
             return None
         return shm
 
-    def poll(self) -> Changes | None:
-        """Changes logged by other stores since the last poll (a memory read when nothing was committed)."""
+    def poll(self, apply: Callable[[Changes], None]) -> None:
+        """Pass what other stores changed since the last poll to ``apply``, and return once it is applied.
+
+        A memory read when nothing was committed. Otherwise the log is read and applied under a lock, and only
+        then marked as seen: a thread polling meanwhile waits for the lock instead of returning early and
+        serving an L1 entry that is about to be dropped.
+
+        Raises:
+            TierError: the log could not be read (the caller must then distrust its L1).
+        """
         conn = self._connect()
-        local = self._local
         try:
-            if not self._changed(conn):
-                return None
+            if self._seen(self._change_token(conn)):
+                return
             with self._poll_lock:
-                cursor = self._log_cursor
-                rows = conn.execute(
-                    "SELECT seq, origin, kind, name FROM sc_log WHERE seq > ? ORDER BY seq LIMIT ?",
-                    (cursor, _LOG_READ_LIMIT + 1),
-                ).fetchall()
-                if not rows:
-                    return None
-                first = conn.execute("SELECT MIN(seq) FROM sc_log").fetchone()[0]
-                self._log_cursor = rows[-1][0]
+                token = self._change_token(conn)  # read before the log: a later commit changes it again
+                if self._seen(token):
+                    return
+                changes, cursor = self._read_log(conn)
+                if changes is not None:
+                    apply(changes)
+                self._log_cursor = cursor
+                self._mark_seen(token)
         except sqlite3.Error as exc:
-            local.data_version = -1
-            self._shm_seen = b""
             raise TierError(f"SQLite poll failed: {exc}") from exc
-        if len(rows) > _LOG_READ_LIMIT or (cursor >= 0 and first is not None and first > cursor + 1):
-            self._log_cursor = self._max_seq()
-            return Changes(keys=(), gens={}, flush_all=True)
+
+    def _read_log(self, conn: sqlite3.Connection) -> tuple[Changes | None, int]:
+        """Other stores' log rows after the cursor, as changes, and the new cursor (poll lock held)."""
+        cursor = self._log_cursor
+        rows = conn.execute(
+            "SELECT seq, origin, kind, name FROM sc_log WHERE seq > ? ORDER BY seq LIMIT ?",
+            (cursor, _LOG_READ_LIMIT + 1),
+        ).fetchall()
+        if not rows:
+            return None, cursor
+        first = conn.execute("SELECT MIN(seq) FROM sc_log").fetchone()[0]
+        if len(rows) > _LOG_READ_LIMIT or (first is not None and first > cursor + 1):
+            return Changes(keys=(), gens={}, flush_all=True), self._max_seq()
         keys: list[str] = []
-        gens: dict[str, int] = {}
         bumped: list[str] = []
         for _seq, origin, kind, name in rows:
             if origin == self.origin:
@@ -388,11 +403,56 @@ class SQLiteStore:
                 keys.append(name)
             else:
                 bumped.append(name)
-        if bumped:
-            gens = dict(zip(bumped, self.get_gens(bumped), strict=True))
+        gens = dict(zip(bumped, self.get_gens(bumped), strict=True)) if bumped else {}
         if not keys and not gens:
-            return None
-        return Changes(keys=tuple(keys), gens=gens, flush_all=False)
+            return None, rows[-1][0]
+        return Changes(keys=tuple(keys), gens=gens, flush_all=False), rows[-1][0]
+
+    def fence(self) -> int:
+        """A write fence: the newest log sequence number. Take it before loading; hand it to :meth:`fill_many`.
+
+        Raises:
+            TierError: the database cannot be read.
+        """
+        try:
+            return self._max_seq()
+        except sqlite3.Error as exc:
+            raise TierError(f"SQLite read failed: {exc}") from exc
+
+    def fill_many(self, items: Sequence[tuple[str, Envelope[bytes]]], since: int) -> list[str]:
+        """Store loaded values, except for keys written or deleted (by anyone) after the fence ``since``.
+
+        One transaction: the check and the write are atomic against every other process. If the log was pruned
+        past the fence, nothing can be verified and nothing is stored. Returns the keys stored.
+        """
+        now = self._now()
+        origin = self.origin
+
+        def txn(conn: sqlite3.Connection) -> int:
+            first = conn.execute("SELECT MIN(seq) FROM sc_log").fetchone()[0]
+            if first is not None and first > since + 1:
+                return 0
+            keys = [k for k, _ in items]
+            written: set[str] = set()
+            for part in _chunks(keys):
+                marks = ",".join("?" * len(part))
+                sql = f"SELECT name FROM sc_log WHERE seq > ? AND kind = {_KIND_KEY} AND name IN ({marks})"  # noqa: S608
+                written.update(r[0] for r in conn.execute(sql, (since, *part)))
+            rows = []
+            for key, env in items:
+                if key not in written:
+                    blob = encode_envelope(env)
+                    rows.append((key, blob, env.gc_at(), len(blob), now))
+            conn.executemany(_UPSERT, rows)
+            conn.executemany(
+                "INSERT INTO sc_log(origin, kind, name) VALUES (?, ?, ?)", [(origin, _KIND_KEY, r[0]) for r in rows]
+            )
+            stored.extend(r[0] for r in rows)
+            return len(rows)
+
+        stored: list[str] = []
+        self._write(txn)
+        return stored
 
     def usage(self) -> tuple[int, int]:
         """``(entries, bytes)`` from the trigger-maintained totals."""
