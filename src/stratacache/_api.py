@@ -106,26 +106,8 @@ def _spec_from_url(url: str) -> MemoryTier | TierSpec:
     return cls.from_url(parsed)
 
 
-class Cache(Engine):
-    """A synchronous multi-tier cache.
-
-    Args:
-        *tiers: tier specs or URLs, L1 first: ``MemoryTier(...)`` (only as the first tier), ``SQLiteTier(...)``,
-            ``"memory://?max_entries=1000"``, ``"sqlite:///path/cache.db"``. None given: one ``MemoryTier()``.
-        namespace: every key lives in it; ``clear()`` and tags act on it alone.
-        ttl: default seconds to live (``None``: no expiry).
-        codec: ``"msgpack"`` (default), ``"json"``, ``"pickle"`` (signed; needs ``STRATACACHE_SIGNING_KEY``),
-            ``"msgpack+zstd"``, or a :class:`~stratacache.Codec` object.
-        schema: your data's schema tag; entries written under another schema are misses. Bump it when the shape
-            of cached values changes.
-        clock: time source (``stratacache.testing.FakeClock`` in tests).
-        ttl_jitter: shorten each TTL by a random fraction up to this value, spreading expiries.
-        rng: random source for jitter (seed it for reproducible tests).
-
-    Raises:
-        ConfigError: a bad tier, URL, codec, namespace or option.
-        InvalidTTLError: a bad ``ttl``.
-    """
+class _Facade:
+    """The constructor both facades share: validate every argument, build the stores, start the engine."""
 
     def __init__(
         self,
@@ -148,7 +130,35 @@ class Cache(Engine):
             ttl_jitter=ttl_jitter,
             rng=rng,
         )
-        super().__init__(lower=lower, **kwargs)
+        self._start(lower, kwargs)
+
+    def _start(self, lower: list[Store], kwargs: dict[str, Any]) -> None:
+        raise NotImplementedError
+
+
+class Cache(_Facade, Engine):
+    """A synchronous multi-tier cache.
+
+    Args:
+        *tiers: tier specs or URLs, L1 first: ``MemoryTier(...)`` (only as the first tier), ``SQLiteTier(...)``,
+            ``"memory://?max_entries=1000"``, ``"sqlite:///path/cache.db"``. None given: one ``MemoryTier()``.
+        namespace: every key lives in it; ``clear()`` and tags act on it alone.
+        ttl: default seconds to live (``None``: no expiry).
+        codec: ``"msgpack"`` (default), ``"json"``, ``"pickle"`` (signed; needs ``STRATACACHE_SIGNING_KEY``),
+            ``"msgpack+zstd"``, or a :class:`~stratacache.Codec` object.
+        schema: your data's schema tag; entries written under another schema are misses. Bump it when the shape
+            of cached values changes.
+        clock: time source (``stratacache.testing.FakeClock`` in tests).
+        ttl_jitter: shorten each TTL by a random fraction up to this value, spreading expiries.
+        rng: random source for jitter (seed it for reproducible tests).
+
+    Raises:
+        ConfigError: a bad tier, URL, codec, namespace or option.
+        InvalidTTLError: a bad ``ttl``.
+    """
+
+    def _start(self, lower: list[Store], kwargs: dict[str, Any]) -> None:
+        Engine.__init__(self, lower=lower, **kwargs)
 
     @overload
     def cached(self, fn: Callable[P, R], /) -> CachedFunction[P, R]: ...
@@ -204,7 +214,7 @@ class Cache(Engine):
         return f"<Cache namespace={self.namespace!r} tiers={names}>"
 
 
-class AsyncCache(AsyncEngine):
+class AsyncCache(_Facade, AsyncEngine):
     """The asyncio facade over the same engine as :class:`Cache`; every I/O method is awaitable.
 
     Takes the same arguments as :class:`Cache`. L1 lookups stay synchronous inside (an ``await`` costs more
@@ -212,28 +222,8 @@ class AsyncCache(AsyncEngine):
     disk. Use ``async with AsyncCache(...) as cache:`` or ``await cache.close()``.
     """
 
-    def __init__(
-        self,
-        *tiers: MemoryTier | TierSpec | str,
-        namespace: str = "default",
-        ttl: float | None = _DEFAULT_TTL,
-        codec: str | Codec = "msgpack",
-        schema: int = 0,
-        clock: Clock | None = None,
-        ttl_jitter: float = 0.0,
-        rng: random.Random | None = None,
-    ) -> None:
-        kwargs, lower = _engine_kwargs(
-            tiers,
-            namespace=namespace,
-            ttl=ttl,
-            codec=codec,
-            schema=schema,
-            clock=clock,
-            ttl_jitter=ttl_jitter,
-            rng=rng,
-        )
-        super().__init__(lower=[BlockingStoreAdapter(s) for s in lower], **kwargs)
+    def _start(self, lower: list[Store], kwargs: dict[str, Any]) -> None:
+        AsyncEngine.__init__(self, lower=[BlockingStoreAdapter(s) for s in lower], **kwargs)
 
     @overload
     def cached(self, fn: Callable[P, Awaitable[R]], /) -> AsyncCachedFunction[P, R]: ...

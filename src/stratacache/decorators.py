@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast
 
 from stratacache.core.keys import canonical_args, digest_args
 
@@ -107,22 +107,19 @@ def _call_tags(
     return tags(*args)
 
 
-class CachedFunction(Generic[P, R]):
-    """A function memoized through a synchronous :class:`~stratacache.Cache`."""
+class _Memoized:
+    """What both memoized flavours share: the wrapped function, its key builder, tags and descriptor binding."""
 
     def __init__(
         self,
-        cache: Engine,
-        fn: Callable[P, R],
+        fn: Callable[..., Any],
         *,
         ttl: float | None,
         tags: Callable[..., Iterable[str]] | None,
         key: Callable[..., str] | None,
     ) -> None:
         self.__wrapped__ = fn
-        functools.update_wrapper(self, fn)
-        self._cache = cache
-        self._fn = fn
+        functools.update_wrapper(cast("Any", self), fn)  # a callable subclass is the real wrapper
         self._ttl = ttl
         self._tags = tags
         self._keyfn = key
@@ -134,20 +131,11 @@ class CachedFunction(Generic[P, R]):
             return self._kb._prefix + str(self._keyfn(*args, **kwargs))
         return self._kb.key(args, kwargs)
 
-    def invalidate(self, *args: Any, **kwargs: Any) -> bool:
-        """Drop the entry these arguments map to; return whether it existed."""
-        return self._cache.delete(self.key(*args, **kwargs))
-
-    def _tags_of(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Iterable[str]:
-        return _call_tags(self._tags, self._kb, args, kwargs)
-
-    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Return the cached result for these arguments, calling the function on a miss."""
+    def _call_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, Iterable[str]]:
+        """Key and tags of a call (``self``/``cls`` dropped for methods)."""
         kargs = args[1:] if self._kb.skip_first else args
-        k = self.key(*kargs, **kwargs)
-        tags = self._tags_of(kargs, kwargs) if self._tags is not None else ()
-        fn = self._fn
-        return self._cache.get_or_load(k, lambda: fn(*args, **kwargs), ttl=self._ttl, tags=tags)
+        tags = _call_tags(self._tags, self._kb, kargs, kwargs) if self._tags is not None else ()
+        return self.key(*kargs, **kwargs), tags
 
     def __get__(self, obj: object, objtype: type | None = None) -> Any:
         if obj is None:
@@ -155,17 +143,44 @@ class CachedFunction(Generic[P, R]):
         return _BoundCached(self, obj)
 
 
+class CachedFunction(_Memoized, Generic[P, R]):
+    """A function memoized through a synchronous :class:`~stratacache.Cache`."""
+
+    def __init__(
+        self,
+        cache: Engine,
+        fn: Callable[P, R],
+        *,
+        ttl: float | None,
+        tags: Callable[..., Iterable[str]] | None,
+        key: Callable[..., str] | None,
+    ) -> None:
+        super().__init__(fn, ttl=ttl, tags=tags, key=key)
+        self._cache = cache
+        self._fn = fn
+
+    def invalidate(self, *args: Any, **kwargs: Any) -> bool:
+        """Drop the entry these arguments map to; return whether it existed."""
+        return self._cache.delete(self.key(*args, **kwargs))
+
+    def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
+        """Return the cached result for these arguments, calling the function on a miss."""
+        k, tags = self._call_key(args, kwargs)
+        fn = self._fn
+        return self._cache.get_or_load(k, lambda: fn(*args, **kwargs), ttl=self._ttl, tags=tags)
+
+
 class _BoundCached:
     """A cached method bound to an instance: ``obj.method(...)``, ``obj.method.invalidate(...)``."""
 
     __slots__ = ("_cf", "_obj")
 
-    def __init__(self, cf: CachedFunction[Any, Any] | AsyncCachedFunction[Any, Any], obj: object) -> None:
+    def __init__(self, cf: _Memoized, obj: object) -> None:
         self._cf = cf
         self._obj = obj
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
-        return self._cf(self._obj, *args, **kwargs)
+        return self._cf(self._obj, *args, **kwargs)  # type: ignore[operator]
 
     @property
     def __signature__(self) -> inspect.Signature:
@@ -178,13 +193,13 @@ class _BoundCached:
 
     def invalidate(self, *args: Any, **kwargs: Any) -> Any:
         """See :meth:`CachedFunction.invalidate`."""
-        return self._cf.invalidate(*args, **kwargs)
+        return self._cf.invalidate(*args, **kwargs)  # type: ignore[attr-defined]
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._cf, name)
 
 
-class AsyncCachedFunction(Generic[P, R]):
+class AsyncCachedFunction(_Memoized, Generic[P, R]):
     """A coroutine function memoized through an :class:`~stratacache.AsyncCache`."""
 
     def __init__(
@@ -196,39 +211,18 @@ class AsyncCachedFunction(Generic[P, R]):
         tags: Callable[..., Iterable[str]] | None,
         key: Callable[..., str] | None,
     ) -> None:
-        self.__wrapped__ = fn
-        functools.update_wrapper(self, fn)
+        super().__init__(fn, ttl=ttl, tags=tags, key=key)
         self._cache = cache
         self._fn = fn
-        self._ttl = ttl
-        self._tags = tags
-        self._keyfn = key
-        self._kb = KeyBuilder(fn)
         if hasattr(inspect, "markcoroutinefunction"):  # Python >= 3.12
             inspect.markcoroutinefunction(self)
-
-    def key(self, *args: Any, **kwargs: Any) -> str:
-        """The cache key these arguments map to (without ``self`` for methods), stable across processes."""
-        if self._keyfn is not None:
-            return self._kb._prefix + str(self._keyfn(*args, **kwargs))
-        return self._kb.key(args, kwargs)
 
     async def invalidate(self, *args: Any, **kwargs: Any) -> bool:
         """Drop the entry these arguments map to; return whether it existed."""
         return await self._cache.delete(self.key(*args, **kwargs))
 
-    def _tags_of(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> Iterable[str]:
-        return _call_tags(self._tags, self._kb, args, kwargs)
-
     async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Return the cached result for these arguments, awaiting the function on a miss."""
-        kargs = args[1:] if self._kb.skip_first else args
-        k = self.key(*kargs, **kwargs)
-        tags = self._tags_of(kargs, kwargs) if self._tags is not None else ()
+        k, tags = self._call_key(args, kwargs)
         fn = self._fn
         return await self._cache.get_or_load(k, lambda: fn(*args, **kwargs), ttl=self._ttl, tags=tags)
-
-    def __get__(self, obj: object, objtype: type | None = None) -> Any:
-        if obj is None:
-            return self
-        return _BoundCached(self, obj)

@@ -135,13 +135,7 @@ class Engine:
         Raises:
             InvalidKeyError: ``key`` is not a ``str`` or a tuple of scalars, is empty or too long.
         """
-        k = self._key(key)
-        if self._pollers:
-            self._poll()
-        now = self._clock.now()
-        value = self._l1_lookup(k, now)
-        if value is MISSING:
-            value = self._read_lower(k, now)
+        value = self._lookup(self._key(key))
         return default if value is MISSING else value
 
     def get_or_load(

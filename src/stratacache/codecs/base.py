@@ -11,10 +11,17 @@ from stratacache.errors import ConfigError
 if TYPE_CHECKING:
     from collections.abc import Mapping
 
-__all__ = ["SIGNING_KEY_ENV", "resolve_codec"]
+__all__ = ["SIGNING_KEY_ENV", "resolve_codec", "sets_as_lists"]
 
 SIGNING_KEY_ENV = "STRATACACHE_SIGNING_KEY"
 """Environment variable holding the pickle signing key(s): ``secret`` or ``id1:secret1,id2:secret2``."""
+
+
+def sets_as_lists(obj: object) -> object:
+    """Msgspec ``enc_hook`` shared by the msgpack and JSON codecs: sets become lists, anything else is refused."""
+    if isinstance(obj, set | frozenset):
+        return list(obj)
+    raise NotImplementedError(f"objects of type {type(obj).__name__} are not serializable")
 
 
 def resolve_codec(codec: str | Codec, *, environ: Mapping[str, str] | None = None) -> Codec:

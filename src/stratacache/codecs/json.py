@@ -7,15 +7,10 @@ from typing import Any
 
 import msgspec
 
+from stratacache.codecs.base import sets_as_lists
 from stratacache.errors import DecodeError, EncodeError
 
 __all__ = ["JsonCodec"]
-
-
-def _enc_hook(obj: Any) -> Any:
-    if isinstance(obj, set | frozenset):
-        return list(obj)
-    raise NotImplementedError(f"objects of type {type(obj).__name__} are not serializable")
 
 
 def _has_non_finite(value: Any) -> bool:
@@ -39,7 +34,7 @@ class JsonCodec:
     name = "json"
 
     def __init__(self) -> None:
-        self._enc = msgspec.json.Encoder(enc_hook=_enc_hook)
+        self._enc = msgspec.json.Encoder(enc_hook=sets_as_lists)
         self._dec = msgspec.json.Decoder()
 
     def encode(self, value: Any, key: str) -> bytes:  # noqa: ARG002 - the key is unused by this codec

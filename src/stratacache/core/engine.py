@@ -133,13 +133,7 @@ class AsyncEngine:
         Raises:
             InvalidKeyError: ``key`` is not a ``str`` or a tuple of scalars, is empty or too long.
         """
-        k = self._key(key)
-        if self._pollers:
-            self._poll()
-        now = self._clock.now()
-        value = self._l1_lookup(k, now)
-        if value is MISSING:
-            value = await self._read_lower(k, now)
+        value = await self._lookup(self._key(key))
         return default if value is MISSING else value
 
     async def get_or_load(
