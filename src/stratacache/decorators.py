@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from typing import TYPE_CHECKING, Any, Generic, ParamSpec, TypeVar, cast
+from typing import TYPE_CHECKING, Any, Final, Generic, ParamSpec, TypeVar, cast
 
 from stratacache.core.keys import canonical_args, digest_args
 
@@ -25,6 +25,8 @@ if TYPE_CHECKING:
 
 __all__ = ["AsyncCachedFunction", "CachedFunction", "KeyBuilder"]
 
+_MEMO_TYPES: Final = frozenset({str, int, bool, bytes, type(None)})
+
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -32,7 +34,7 @@ R = TypeVar("R")
 class KeyBuilder:
     """Builds the stable key of a call; the common shape (positional args only) skips ``inspect.bind``."""
 
-    __slots__ = ("_defaults", "_fast", "_n", "_prefix", "_sig", "_skip_first")
+    __slots__ = ("_defaults", "_fast", "_memo", "_n", "_prefix", "_sig", "_skip_first")
 
     def __init__(self, fn: Callable[..., Any], prefix: str | None = None) -> None:
         sig = inspect.signature(fn)
@@ -49,6 +51,10 @@ class KeyBuilder:
         self._defaults = tuple(p.default for p in params)
         module = getattr(fn, "__module__", None) or "__main__"
         self._prefix = prefix if prefix is not None else f"{module}.{qualname}:"
+        digest = self._prefix
+        # Calls made only of str/int/bool/bytes/None are the common shape: their keys are memoized, typed so that
+        # 1 and True stay apart (floats are left out: 0.0 == -0.0 would share a memo entry and must not).
+        self._memo = functools.lru_cache(maxsize=4096, typed=True)(lambda *a: digest + digest_args(a))
 
     @property
     def signature(self) -> inspect.Signature:
@@ -89,6 +95,12 @@ class KeyBuilder:
 
     def key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
         """The stable key string of a call (arguments without ``self``/``cls``)."""
+        if not kwargs and len(args) == self._n and self._fast:
+            for a in args:
+                if type(a) not in _MEMO_TYPES:
+                    break
+            else:
+                return self._memo(*args)
         return self._prefix + digest_args(self.values(args, kwargs))
 
     def canonical(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:

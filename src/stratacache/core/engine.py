@@ -701,6 +701,12 @@ class AsyncEngine:
         disagrees with the lower tier about which write came last.
         """
         keys = [k for k, _, _ in prepared]
+        l1 = self._l1
+        if not self._lower:  # L1 only: nothing to race between a lower write and the L1 write
+            self._bump(keys)
+            if l1 is not None:
+                l1.counters.sets += l1.set_many([(k, e) for k, _, e in prepared if e is not None], self._clock.now())
+            return
         self._bump(keys)
         failed: list[BaseException] = []
         items = [(k, env) for k, env, _ in prepared]
@@ -712,7 +718,6 @@ class AsyncEngine:
                 store.counters.errors += 1
                 failed.append(exc)
         expected = self._bump(keys)
-        l1 = self._l1
         if failed:
             if l1 is not None:
                 l1.delete_many(keys)
