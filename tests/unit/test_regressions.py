@@ -206,3 +206,17 @@ def test_timedelta_arguments_never_collide() -> None:
     b = dt.timedelta(days=200_000, microseconds=1)
     assert digest_args([a]) != digest_args([b])
     assert digest_args([a]) == digest_args([dt.timedelta(seconds=200_000 * 86_400)])
+
+
+# the memo of decorator keys must keep apart what the canonical encoding keeps apart
+def test_memoized_decorator_keys_stay_type_exact() -> None:
+    c = sc.Cache(sc.MemoryTier(max_entries=100))
+
+    @c.cached
+    def f(x: object) -> object:
+        return x
+
+    keys = [f.key(v) for v in (1, True, 1.0, "1", b"1", 0.0, -0.0, None, 0, False)]
+    assert len(set(keys)) == len(keys)
+    assert [f(v) for v in (1, True, 0.0, -0.0)] == [1, True, 0.0, -0.0]
+    assert str(f(-0.0)) == "-0.0"
