@@ -40,13 +40,11 @@ Load-bearing choices
 
 from __future__ import annotations
 
-import itertools
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from stratacache._primitives import MISSING
 from stratacache.core.config import validate_ttl
-from stratacache.core.envelope import Envelope, encode_envelope
-from stratacache.core.freshness import expiry
+from stratacache.core.entries import EntryFactory
 from stratacache.core.keys import encode_key, gen_name, key_prefix, validate_tags
 from stratacache.errors import CacheClosedError, DecodeError, InvalidKeyError, TierError, ValueTooLargeError
 from stratacache.invalidation.generations import Generations
@@ -58,14 +56,14 @@ if TYPE_CHECKING:
     from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 
     from stratacache._types import Store, Changes, Clock, Codec
+    from stratacache.core.entries import Prepared
+    from stratacache.core.envelope import Envelope
     from stratacache.tiers.memory import MemoryStore
 
 __all__ = ["Engine"]
 
 T = TypeVar("T")
 _STRIPES: Final = 1024
-
-_Prepared = tuple[str, "Envelope[bytes]", "Envelope[Any] | None"]
 
 
 def _check_distinct(wanted: list[tuple[Hashable, str]]) -> None:
@@ -106,16 +104,23 @@ class Engine:
         self._prefix = key_prefix(namespace)
         self._ttl = ttl
         self._codec = codec
-        self._codec_tag = codec.id | (schema << 8)
         self._clock = clock
-        self._jitter = jitter
-        self._rng = rng
-        self._weigher = weigher
-        self._l1_cap = l1_ttl_cap if self._home is not None else None
+        self._entries = EntryFactory(
+            codec=codec,
+            schema=schema,
+            clock=clock,
+            jitter=jitter,
+            rng=rng,
+            lower_limits=[(s.name, s.max_bytes) for s in self._lower],
+            l1_check=l1.check_weight if l1 is not None else None,
+            weigher=weigher,
+            l1_cap=l1_ttl_cap if self._home is not None else None,
+            copy_on_read=l1 is not None and l1.copy_on_read,
+        )
+        self._codec_tag = self._entries.codec_tag
         self._copy = l1 is not None and l1.copy_on_read
         self._gens = Generations(namespace, authoritative=self._home is None)
         self._flight = SingleFlight()
-        self._versions = itertools.count(1)
         self._epochs = [0] * _STRIPES
         self._counters = EngineCounters()
         self._closed = False
@@ -197,7 +202,7 @@ class Engine:
         if self._pollers:
             self._poll()
         gens = self._snapshot(tags_)
-        prepared = [self._prepare(k, value, ttl_, tags_, gens=gens, delta=0.0)]
+        prepared = [self._entries.prepare(k, value, ttl_, tags_, gens=gens, delta=0.0)]
         self._write(prepared)
 
     def set_many(
@@ -218,7 +223,7 @@ class Engine:
             self._poll()
         gens = self._snapshot(tags_)
         prepared = [
-            self._prepare(k, value, ttl_, tags_, gens=gens, delta=0.0)
+            self._entries.prepare(k, value, ttl_, tags_, gens=gens, delta=0.0)
             for k, value in zip(keys, mapping.values(), strict=True)
         ]
         self._write(prepared)
@@ -369,77 +374,6 @@ class Engine:
 
     def _ttl_of(self, ttl: float | None) -> float | None:
         return self._ttl if ttl is None else validate_ttl(ttl)
-
-    def _prepare(
-        self,
-        k: str,
-        value: Any,
-        ttl: float | None,
-        tags: tuple[str, ...],
-        *,
-        gens: tuple[int, ...],
-        delta: float,
-    ) -> _Prepared:
-        """Encode and weigh one entry; raises on bad values before any tier is touched."""
-        data = self._codec.encode(value, k)
-        size = len(data)
-        now = self._clock.now()
-        expires_at = expiry(now, ttl, self._jitter, self._rng)
-        env = Envelope(
-            value=data,
-            codec=self._codec_tag,
-            created_at=now,
-            expires_at=expires_at,
-            stale_until=None,
-            delta=delta,
-            version=next(self._versions),
-            gens=gens,
-            tags=tags,
-            size=size,
-        )
-        self._check_size(env)
-        return k, env, self._l1_envelope(k, env, value, now)
-
-    def _check_size(self, env: Envelope[bytes]) -> None:
-        """Refuse an entry that a lower tier could never hold: its stored form exceeds the tier's byte budget."""
-        size = env.size
-        slack = 256 + 4 * sum(len(t) + 8 for t in env.tags)  # envelope fields around the payload, generously
-        for store in self._lower:
-            limit = store.max_bytes
-            if limit is None or size + slack <= limit:
-                continue
-            stored = len(encode_envelope(env))  # exact, computed only near the limit
-            if stored > limit:
-                raise ValueTooLargeError(
-                    f"value is stored as {stored} bytes, more than the {store.name} tier's max_bytes={limit}"
-                )
-
-    def _l1_envelope(self, k: str, env: Envelope[bytes], value: Any, now: float) -> Envelope[Any] | None:
-        l1 = self._l1
-        if l1 is None:
-            return None
-        weight = self._weigher(k, value) if self._weigher is not None else env.size
-        l1.check_weight(weight)
-        cap = self._l1_cap
-        expires_at = env.expires_at
-        if cap is not None and (expires_at is None or expires_at > now + cap):
-            expires_at = now + cap
-        if self._copy:
-            return Envelope(
-                env.value,
-                env.codec,
-                env.created_at,
-                expires_at,
-                None,
-                env.delta,
-                env.version,
-                env.gens,
-                env.tags,
-                weight,
-            )
-        return Envelope(
-            value, env.codec, env.created_at, expires_at, None, env.delta, env.version, env.gens, env.tags, weight
-        )
 
     # ------------------------------------------------------------------ coherence
 
@@ -603,7 +537,7 @@ class Engine:
             items = []
             for k, env, value in fresh:
                 try:
-                    l1env = self._l1_envelope(k, env, value, now)
+                    l1env = self._entries.for_l1(k, env, value, now)
                 except ValueTooLargeError:
                     continue
                 if l1env is not None:
@@ -651,11 +585,11 @@ class Engine:
         counters.loads += 1
         if gens is None or fences is None or self._closed:
             return value  # a shared tier is unreachable: serve the value, cache nothing unverifiable
-        prepared = self._prepare(k, value, ttl, tags, gens=gens, delta=delta)
+        prepared = self._entries.prepare(k, value, ttl, tags, gens=gens, delta=delta)
         self._fill(prepared, stripe, epoch, fences)
         return value
 
-    def _fill(self, prepared: _Prepared, stripe: int, epoch: int, fences: list[int]) -> None:
+    def _fill(self, prepared: Prepared, stripe: int, epoch: int, fences: list[int]) -> None:
         """Store a loaded value only where its key is unchanged since the load began.
 
         Each lower tier checks its fence atomically with the write (``fill_many``), so a write or delete by any
@@ -694,7 +628,7 @@ class Engine:
             after[stripe] = epochs[stripe]
         return after
 
-    def _write(self, prepared: list[_Prepared]) -> None:
+    def _write(self, prepared: list[Prepared]) -> None:
         """Write lower tiers (deepest first), then L1; on a lower-tier failure drop L1 copies and raise.
 
         Epochs are bumped before the lower-tier writes (fills and backfills that read earlier are refused) and

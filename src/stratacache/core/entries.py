@@ -1,0 +1,143 @@
+"""Building entries (pure): encode once, weigh, stamp expiry and generations, refuse what cannot be stored.
+
+Everything a write must check about a value happens here, before any tier is touched, so bad input raises at
+the call site and leaves the cache unchanged.
+"""
+
+from __future__ import annotations
+
+import itertools
+from typing import TYPE_CHECKING, Any, TypeAlias
+
+from stratacache.core.envelope import Envelope, encode_envelope
+from stratacache.core.freshness import expiry
+from stratacache.errors import ValueTooLargeError
+
+if TYPE_CHECKING:
+    import random
+    from collections.abc import Callable, Sequence
+
+    from stratacache._types import Clock, Codec
+
+__all__ = ["EntryFactory", "Prepared"]
+
+Prepared: TypeAlias = "tuple[str, Envelope[bytes], Envelope[Any] | None]"
+"""A stored key, its bytes envelope for lower tiers, and its L1 envelope (``None`` without an L1)."""
+
+
+class EntryFactory:
+    """Makes the envelopes of one cache's writes.
+
+    Args:
+        codec: the cache's codec; ``schema`` is packed above its id in every envelope.
+        clock: wall clock for ``created_at`` and expiry; ``jitter``/``rng`` shorten TTLs at random.
+        lower_limits: ``(tier name, max_bytes)`` of every tier below L1, to refuse what one can never hold.
+        l1_check: the L1's weight check (raises ``ValueTooLargeError``), or ``None`` without an L1.
+        weigher: ``weigher(key, value)`` L1 weight; the encoded size when ``None``.
+        l1_cap: longest life of an L1 copy (``None``: as long as the entry).
+        copy_on_read: the L1 keeps bytes (decoded per hit) instead of the object.
+    """
+
+    __slots__ = (
+        "_clock",
+        "_codec",
+        "_copy",
+        "_jitter",
+        "_l1_cap",
+        "_l1_check",
+        "_lower_limits",
+        "_rng",
+        "_tag",
+        "_versions",
+        "_weigher",
+    )
+
+    def __init__(
+        self,
+        *,
+        codec: Codec,
+        schema: int,
+        clock: Clock,
+        jitter: float,
+        rng: random.Random,
+        lower_limits: Sequence[tuple[str, int | None]],
+        l1_check: Callable[[int], None] | None,
+        weigher: Callable[[str, Any], int] | None,
+        l1_cap: float | None,
+        copy_on_read: bool,
+    ) -> None:
+        self._codec = codec
+        self._tag = codec.id | (schema << 8)
+        self._clock = clock
+        self._jitter = jitter
+        self._rng = rng
+        self._lower_limits = tuple(lower_limits)
+        self._l1_check = l1_check
+        self._weigher = weigher
+        self._l1_cap = l1_cap
+        self._copy = copy_on_read
+        self._versions = itertools.count(1)
+
+    @property
+    def codec_tag(self) -> int:
+        """The codec id and schema tag every envelope of this cache carries."""
+        return self._tag
+
+    def prepare(
+        self, k: str, value: Any, ttl: float | None, tags: tuple[str, ...], *, gens: tuple[int, ...], delta: float
+    ) -> Prepared:
+        """Encode and weigh one entry.
+
+        Raises:
+            EncodeError: the codec cannot encode ``value``.
+            ValueTooLargeError: a tier could never hold it.
+        """
+        data = self._codec.encode(value, k)
+        now = self._clock.now()
+        env = Envelope(
+            value=data,
+            codec=self._tag,
+            created_at=now,
+            expires_at=expiry(now, ttl, self._jitter, self._rng),
+            stale_until=None,
+            delta=delta,
+            version=next(self._versions),
+            gens=gens,
+            tags=tags,
+            size=len(data),
+        )
+        self._check_size(env)
+        return k, env, self.for_l1(k, env, value, now)
+
+    def _check_size(self, env: Envelope[bytes]) -> None:
+        """Refuse an entry whose stored form exceeds a lower tier's byte budget."""
+        size = env.size
+        slack = 256 + 4 * sum(len(t) + 8 for t in env.tags)  # envelope fields around the payload, generously
+        for name, limit in self._lower_limits:
+            if limit is None or size + slack <= limit:
+                continue
+            stored = len(encode_envelope(env))  # exact, computed only near the limit
+            if stored > limit:
+                raise ValueTooLargeError(
+                    f"value is stored as {stored} bytes, more than the {name} tier's max_bytes={limit}"
+                )
+
+    def for_l1(self, k: str, env: Envelope[bytes], value: Any, now: float) -> Envelope[Any] | None:
+        """The L1 copy of ``env`` (weighed, TTL-capped), or ``None`` without an L1.
+
+        Raises:
+            ValueTooLargeError: heavier than the L1's whole budget.
+        """
+        check = self._l1_check
+        if check is None:
+            return None
+        weight = self._weigher(k, value) if self._weigher is not None else env.size
+        check(weight)
+        cap = self._l1_cap
+        expires_at = env.expires_at
+        if cap is not None and (expires_at is None or expires_at > now + cap):
+            expires_at = now + cap
+        held = env.value if self._copy else value
+        return Envelope(
+            held, env.codec, env.created_at, expires_at, None, env.delta, env.version, env.gens, env.tags, weight
+        )
