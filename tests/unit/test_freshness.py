@@ -8,7 +8,7 @@ import random
 import pytest
 
 from stratacache.core.envelope import Envelope
-from stratacache.core.freshness import Freshness, classify, expiry, gens_current, xfetch_due
+from stratacache.core.freshness import Freshness, classify, expiry, xfetch_due
 
 NOW = 1_700_000_000.0
 
@@ -145,13 +145,3 @@ def test_xfetch_probability_rises_towards_expiry() -> None:
 
 
 # ------------------------------------------------------------------ generations
-
-
-def test_gens_current() -> None:
-    e = env(expires_at=None, gens=(3, 1, 0), tags=("a", "b"))
-    names = ("ns", "ns\x1fa", "ns\x1fb")
-    assert gens_current(e, {"ns": 3, "ns\x1fa": 1}, names)
-    assert not gens_current(e, {"ns": 4, "ns\x1fa": 1}, names)
-    assert not gens_current(e, {"ns": 3, "ns\x1fa": 2}, names)
-    assert not gens_current(e, {"ns": 3, "ns\x1fa": 1, "ns\x1fb": 1}, names)
-    assert not gens_current(e, {"ns": 3, "ns\x1fa": 1}, names[:2])

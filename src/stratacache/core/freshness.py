@@ -1,4 +1,8 @@
-"""Freshness decisions (pure): is an envelope fresh, stale, or invalid, and when does a new one expire."""
+"""Freshness decisions (pure): is an envelope fresh, stale, or dead, and when does a new one expire.
+
+``classify`` (with its stale window) and ``xfetch_due`` are the building blocks of stale-while-revalidate,
+fail-safe and early refresh; the engine's hit path inlines the plain expiry comparison.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +12,10 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import random
-    from collections.abc import Mapping
 
     from stratacache.core.envelope import Envelope
 
-__all__ = ["Freshness", "classify", "expiry", "gens_current", "xfetch_due"]
+__all__ = ["Freshness", "classify", "expiry", "xfetch_due"]
 
 
 class Freshness(enum.IntEnum):
@@ -26,16 +29,8 @@ class Freshness(enum.IntEnum):
     """Past every window, or invalidated by a generation bump: a miss."""
 
 
-def gens_current(env: Envelope[Any], gens: Mapping[str, int], names: tuple[str, ...]) -> bool:
-    """Whether ``env.gens`` equals the current generations of ``names`` (namespace first, then tags)."""
-    eg = env.gens
-    if len(eg) != len(names):
-        return False
-    return all(gens.get(name, 0) == eg[i] for i, name in enumerate(names))
-
-
 def classify(env: Envelope[Any], now: float) -> Freshness:
-    """Classify by time alone (generations are checked by :func:`gens_current`)."""
+    """Classify by time alone (generations are checked by ``invalidation.generations.Generations.current``)."""
     exp = env.expires_at
     if exp is None or now < exp:
         return Freshness.FRESH
