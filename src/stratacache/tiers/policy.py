@@ -10,6 +10,8 @@ from __future__ import annotations
 from collections import OrderedDict
 from typing import TYPE_CHECKING, Any, Protocol
 
+from stratacache.tiers.tinylfu import TinyLFUPolicy
+
 if TYPE_CHECKING:
     from collections.abc import Iterator
 
@@ -104,8 +106,13 @@ class LRUPolicy:
         return len(self._data)
 
 
-def make_policy(name: str) -> EvictionPolicy:
-    """Build a policy by name (``"lru"``; ``"tinylfu"`` maps to LRU until W-TinyLFU lands, with a warning)."""
-    if name in {"lru", "tinylfu"}:
+def make_policy(name: str, max_entries: int | None = None) -> EvictionPolicy:
+    """Build a policy by name: ``"lru"`` or ``"tinylfu"`` (adaptive W-TinyLFU, :mod:`stratacache.tiers.tinylfu`).
+
+    ``max_entries`` is a capacity hint for policies that size themselves (W-TinyLFU learns it without one).
+    """
+    if name == "lru":
         return LRUPolicy()
+    if name == "tinylfu":
+        return TinyLFUPolicy(max_entries)
     raise ValueError(name)

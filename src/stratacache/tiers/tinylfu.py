@@ -1,0 +1,321 @@
+"""W-TinyLFU for the in-process tier: an LRU window, a segmented LRU main space, admission by frequency.
+
+The design follows Caffeine's ``BoundedLocalCache``:
+
+- New entries enter the **window** (LRU). When it outgrows its share, its oldest entry moves to the **probation**
+  segment as a *candidate*. When the store then asks for a victim, the oldest candidate competes with the oldest
+  probation entry by :class:`~stratacache.core.sketch.FrequencySketch` estimate; the less frequent one is evicted.
+  A candidate that only ties a warm victim (frequency > 5) is still admitted with probability 1/128, so an attacker
+  who floods the sketch cannot pin the main space.
+- An access in probation promotes the entry to the **protected** segment (80% of the main space); protected
+  overflow is demoted back to probation's recent end.
+- The window's share is tuned by Caffeine's hill climber: over each sample period (10 x capacity requests) the hit
+  rate is compared with the previous period's and the window steps in the direction that improved it, with a
+  decaying step that restarts when the hit rate moves by 5 points or more. On a recency-biased trace (a moving
+  hot spot) the window grows towards LRU; on frequency- and loop-heavy traces it shrinks.
+
+Reads are lock-free and cheap: ``get`` is one dict lookup and an append of the key to a bounded ``deque`` (the
+read buffer, which drops its oldest records when full, as Caffeine's lossy read buffer drops). Every other method
+runs under the store's lock and first drains the buffer: sketch increments and segment reordering happen there,
+in batches, on the writer's time.
+
+Capacity: the store keeps the count and byte bounds and calls ``evict`` while over them; this policy only orders
+entries and picks victims. It sizes its segments and its sketch from a capacity estimate: ``max_entries`` when
+given, otherwise learned. Until the first eviction the estimate is the number of entries held; from then on, it
+is the number of entries left when the store stops evicting (so a store bounded only by bytes gets the entry
+count its byte budget holds, and the estimate follows the entries' sizes). The sketch restarts its history only
+when the estimate crosses a power of two, which happens O(log n) times while the cache warms.
+"""
+
+from __future__ import annotations
+
+import random
+from collections import OrderedDict, deque
+from typing import TYPE_CHECKING, Any
+
+from stratacache.core.sketch import FrequencySketch
+
+if TYPE_CHECKING:
+    from collections.abc import Callable, Iterator
+
+    from stratacache.core.envelope import Envelope
+
+__all__ = ["TinyLFUPolicy"]
+
+_PROTECTED_SHARE = 0.8  # of the main space
+_HASHDOS_THRESHOLD = 6  # a candidate at least this frequent may win a tie at random (1 in 128)
+_STEP = 0.0625  # hill climber: initial step, as a share of the capacity
+_STEP_DECAY = 0.98
+_RESTART_THRESHOLD = 0.05
+_ABSENT: Any = object()
+
+
+class TinyLFUPolicy:
+    """Adaptive W-TinyLFU ordering for :class:`~stratacache.tiers.memory.MemoryStore` (see the module docstring).
+
+    Args:
+        max_entries: the capacity hint (segments and sketch are sized from it); ``None`` learns it from evictions.
+        window: the initial share of the admission window, 0 to 1 (Caffeine starts at 1%).
+        adaptive: tune the window by hill climbing; ``False`` keeps it fixed.
+        seed: seeds the sketch's hashing and the admission tie-break (``None``: random per instance).
+        hasher: ``hash`` by default; tests pass a stable one so hit ratios do not depend on ``PYTHONHASHSEED``.
+        read_buffer: how many reads are recorded between two writes before the oldest records are dropped.
+    """
+
+    __slots__ = (
+        "_buf",
+        "_cap",
+        "_data",
+        "_full",
+        "_hash",
+        "_hint",
+        "_hits",
+        "_misses",
+        "_pending",
+        "_prev_rate",
+        "_probation",
+        "_protected",
+        "_protected_max",
+        "_record",
+        "_rng",
+        "_sketch",
+        "_step",
+        "_wf",
+        "_window",
+        "_window_max",
+        "adaptive",
+    )
+
+    def __init__(
+        self,
+        max_entries: int | None = None,
+        *,
+        window: float = 0.01,
+        adaptive: bool = True,
+        seed: int | None = None,
+        hasher: Callable[[str], int] = hash,
+        read_buffer: int = 1024,
+    ) -> None:
+        if max_entries is not None and max_entries < 1:
+            raise ValueError("max_entries must be positive")
+        if not 0.0 <= window <= 1.0:
+            raise ValueError("window must be between 0 and 1")
+        rng = random.Random(seed)  # noqa: S311 - admission tie-breaks, not secrets
+        self._rng = rng
+        self._hash = hasher
+        self._hint = max_entries
+        self._cap = max_entries or 1
+        self._sketch = FrequencySketch(self._cap, seed=rng.getrandbits(64))
+        self._data: dict[str, Envelope[Any]] = {}
+        self._window: OrderedDict[str, None] = OrderedDict()
+        self._probation: OrderedDict[str, None] = OrderedDict()
+        self._protected: OrderedDict[str, None] = OrderedDict()
+        self._pending: deque[str] = deque()  # candidates moved from the window, oldest first
+        self._buf: deque[str] = deque(maxlen=read_buffer)
+        self._record = self._buf.append
+        self._full = False  # True once the store has asked for a victim
+        self.adaptive = adaptive
+        self._wf = window
+        self._window_max = 1
+        self._protected_max = 0
+        self._hits = 0
+        self._misses = 0
+        self._prev_rate = 0.0
+        self._step = -_STEP
+        self._limits()
+
+    # --- the protocol ---
+
+    def get(self, key: str) -> Envelope[Any] | None:
+        """Return the entry and record the access in the read buffer (lock-free)."""
+        env = self._data.get(key)
+        if env is not None:
+            self._record(key)
+        return env
+
+    def peek(self, key: str) -> Envelope[Any] | None:
+        """Return the entry without recording an access."""
+        return self._data.get(key)
+
+    def put(self, key: str, env: Envelope[Any]) -> Envelope[Any] | None:
+        """Insert into the window (or replace in place, counted as an access); return the replaced entry."""
+        self._drain()
+        data = self._data
+        old = data.get(key)
+        data[key] = env
+        if old is not None:
+            self._access(key)
+            return old
+        self._misses += 1
+        self._sketch.increment(self._hash(key))
+        if not self._full and len(data) > self._cap:
+            self._cap = len(data)
+            self._limits()
+        if self._sketch.capacity < self._cap:
+            self._sketch.ensure_capacity(self._cap)
+        window = self._window
+        window[key] = None
+        if len(window) > self._window_max:
+            probation, pending, full = self._probation, self._pending, self._full
+            while len(window) > self._window_max:
+                k = window.popitem(last=False)[0]
+                probation[k] = None
+                if full:
+                    pending.append(k)
+            if len(pending) > self._cap:
+                pending.popleft()
+        if self.adaptive and self._full and self._hits + self._misses >= self._sketch.sample_size:
+            self._climb()
+        return None
+
+    def pop(self, key: str) -> Envelope[Any] | None:
+        """Remove and return the entry."""
+        env = self._data.pop(key, None)
+        if env is not None:
+            self._unlink(key)
+        return env
+
+    def evict(self) -> tuple[str, Envelope[Any]] | None:
+        """Remove and return the next victim: a candidate or a probation entry, whichever is less frequent."""
+        self._drain()
+        self._full = True
+        data = self._data
+        if not data:
+            return None
+        victim = self._choose()
+        env = data.pop(victim)
+        self._unlink(victim)
+        n = max(1, len(data))
+        if self._hint is not None:
+            n = min(n, self._hint)
+        if n != self._cap:
+            self._cap = n
+            self._limits()
+        return victim, env
+
+    def clear(self) -> None:
+        """Drop every entry (the frequency history stays: it describes the traffic, not the contents)."""
+        self._buf.clear()
+        self._data.clear()
+        self._window.clear()
+        self._probation.clear()
+        self._protected.clear()
+        self._pending.clear()
+
+    def keys(self) -> Iterator[str]:
+        """A snapshot of the keys."""
+        return iter(list(self._data))
+
+    def __len__(self) -> int:
+        return len(self._data)
+
+    # --- introspection (tests, simulation) ---
+
+    @property
+    def window_share(self) -> float:
+        """The admission window's current share of the capacity (moved by the hill climber)."""
+        return self._wf
+
+    @property
+    def capacity(self) -> int:
+        """The capacity estimate the segments and the sketch are sized from."""
+        return self._cap
+
+    def segment_of(self, key: str) -> str | None:
+        """``"window"``, ``"probation"``, ``"protected"``, or ``None`` if absent (pending reads are applied first)."""
+        self._drain()
+        for name, seg in (("window", self._window), ("probation", self._probation), ("protected", self._protected)):
+            if key in seg:
+                return name
+        return None
+
+    def frequency(self, key: str) -> int:
+        """The sketch's estimate for ``key`` (pending reads are applied first)."""
+        self._drain()
+        return self._sketch.frequency(self._hash(key))
+
+    # --- internals (store lock held) ---
+
+    def _limits(self) -> None:
+        cap = self._cap
+        wmax = min(cap, max(1, round(self._wf * cap)))
+        self._window_max = wmax
+        self._protected_max = int(_PROTECTED_SHARE * (cap - wmax))
+
+    def _drain(self) -> None:
+        buf = self._buf
+        n = len(buf)
+        if not n:
+            return
+        data, popleft, access = self._data, buf.popleft, self._access
+        hits = 0
+        for _ in range(n):
+            try:
+                key = popleft()
+            except IndexError:  # the buffer dropped records while we drained
+                break
+            if key in data:
+                access(key)
+                hits += 1
+        self._hits += hits
+
+    def _access(self, key: str) -> None:
+        self._sketch.increment(self._hash(key))
+        if key in self._window:
+            self._window.move_to_end(key)
+        elif key in self._probation:
+            del self._probation[key]
+            protected = self._protected
+            protected[key] = None
+            if len(protected) > self._protected_max:
+                probation = self._probation
+                while len(protected) > self._protected_max:
+                    probation[protected.popitem(last=False)[0]] = None
+        elif key in self._protected:
+            self._protected.move_to_end(key)
+
+    def _unlink(self, key: str) -> None:
+        if self._window.pop(key, _ABSENT) is _ABSENT and self._probation.pop(key, _ABSENT) is _ABSENT:
+            self._protected.pop(key, None)
+
+    def _choose(self) -> str:
+        probation, pending = self._probation, self._pending
+        while pending:
+            candidate = pending[0]
+            if candidate not in probation:
+                pending.popleft()
+                continue
+            victim = next(iter(probation))
+            pending.popleft()
+            if victim == candidate:  # no older resident left in probation: it is one now
+                continue
+            return victim if self._admit(candidate, victim) else candidate
+        for seg in (probation, self._protected, self._window):
+            if seg:
+                return next(iter(seg))
+        raise AssertionError("entries outside every segment")  # pragma: no cover
+
+    def _admit(self, candidate: str, victim: str) -> bool:
+        sketch, h = self._sketch, self._hash
+        cf = sketch.frequency(h(candidate))
+        vf = sketch.frequency(h(victim))
+        if cf > vf:
+            return True
+        return cf >= _HASHDOS_THRESHOLD and self._rng.getrandbits(7) == 0
+
+    def _climb(self) -> None:
+        total = self._hits + self._misses
+        rate = self._hits / total
+        change = rate - self._prev_rate
+        amount = self._step if change >= 0 else -self._step
+        if abs(change) >= _RESTART_THRESHOLD:
+            self._step = _STEP if amount >= 0 else -_STEP
+        else:
+            self._step = _STEP_DECAY * amount
+        self._prev_rate = rate
+        self._hits = self._misses = 0
+        self._wf = min(1.0, max(0.0, self._wf + amount))
+        self._limits()
+        protected, probation = self._protected, self._probation
+        while len(protected) > self._protected_max:
+            probation[protected.popitem(last=False)[0]] = None
