@@ -2,9 +2,11 @@
 
 The design follows Caffeine's ``BoundedLocalCache``:
 
-- New entries enter the **window** (LRU). When it outgrows its share, its oldest entry moves to the **probation**
-  segment as a *candidate*. When the store then asks for a victim, the oldest candidate competes with the oldest
-  probation entry by :class:`~stratacache.core.sketch.FrequencySketch` estimate; the less frequent one is evicted.
+- New entries enter the **window** (LRU). When it outgrows its share, its oldest entry moves to the recent end of
+  the **probation** segment. When the store asks for a victim, the *candidate* (probation's most recent entry, the
+  one just moved there) competes with probation's least recent entry by
+  :class:`~stratacache.core.sketch.FrequencySketch` estimate; the less frequent one is evicted (Caffeine's
+  ``evictFromMain``). A candidate that loses is gone; one that wins stays in probation.
   A candidate that only ties a warm victim (frequency > 5) is still admitted with probability 1/128, so an attacker
   who floods the sketch cannot pin the main space.
 - An access in probation promotes the entry to the **protected** segment (80% of the main space); protected
@@ -71,7 +73,6 @@ class TinyLFUPolicy:
         "_hint",
         "_hits",
         "_misses",
-        "_pending",
         "_prev_rate",
         "_probation",
         "_protected",
@@ -110,7 +111,6 @@ class TinyLFUPolicy:
         self._window: OrderedDict[str, None] = OrderedDict()
         self._probation: OrderedDict[str, None] = OrderedDict()
         self._protected: OrderedDict[str, None] = OrderedDict()
-        self._pending: deque[str] = deque()  # candidates moved from the window, oldest first
         self._buf: deque[str] = deque(maxlen=read_buffer)
         self._record = self._buf.append
         self._full = False  # True once the store has asked for a victim
@@ -156,14 +156,9 @@ class TinyLFUPolicy:
         window = self._window
         window[key] = None
         if len(window) > self._window_max:
-            probation, pending, full = self._probation, self._pending, self._full
+            probation = self._probation
             while len(window) > self._window_max:
-                k = window.popitem(last=False)[0]
-                probation[k] = None
-                if full:
-                    pending.append(k)
-            if len(pending) > self._cap:
-                pending.popleft()
+                probation[window.popitem(last=False)[0]] = None
         if self.adaptive and self._full and self._hits + self._misses >= self._sketch.sample_size:
             self._climb()
         return None
@@ -200,7 +195,6 @@ class TinyLFUPolicy:
         self._window.clear()
         self._probation.clear()
         self._protected.clear()
-        self._pending.clear()
 
     def keys(self) -> Iterator[str]:
         """A snapshot of the keys."""
@@ -279,16 +273,10 @@ class TinyLFUPolicy:
             self._protected.pop(key, None)
 
     def _choose(self) -> str:
-        probation, pending = self._probation, self._pending
-        while pending:
-            candidate = pending[0]
-            if candidate not in probation:
-                pending.popleft()
-                continue
+        probation = self._probation
+        if len(probation) >= 2:
             victim = next(iter(probation))
-            pending.popleft()
-            if victim == candidate:  # no older resident left in probation: it is one now
-                continue
+            candidate = next(reversed(probation))
             return victim if self._admit(candidate, victim) else candidate
         for seg in (probation, self._protected, self._window):
             if seg:

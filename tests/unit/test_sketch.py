@@ -1,0 +1,110 @@
+"""The count-min sketch of W-TinyLFU: counting, 4-bit saturation, halving, the doorkeeper."""
+
+from __future__ import annotations
+
+import pytest
+
+from stratacache.core.sketch import FrequencySketch
+
+
+def test_counts_each_sighting_up_to_sixteen() -> None:
+    s = FrequencySketch(1024, seed=1)
+    assert s.frequency(42) == 0
+    for n in range(1, 17):
+        s.increment(42)
+        assert s.frequency(42) == n
+    assert s.frequency(43) == 0
+
+
+def test_counters_saturate_at_four_bits_without_spilling() -> None:
+    s = FrequencySketch(1024, seed=2)
+    for _ in range(100):
+        s.increment(7)
+    assert s.frequency(7) == 16  # 15 in the counters, 1 in the doorkeeper
+    for other in range(1000, 1100):
+        assert s.frequency(other) <= 1  # a saturated neighbour nibble never carries into the next one
+
+
+def test_first_sighting_goes_to_the_doorkeeper_only() -> None:
+    s = FrequencySketch(1024, seed=3)
+    s.increment(5)
+    assert s.frequency(5) == 1
+    s.halve()  # clears the doorkeeper; the counters never saw the key
+    assert s.frequency(5) == 0
+    for _ in range(3):
+        s.increment(6)
+    s.halve()
+    assert s.frequency(6) == 1  # counters held 2, halved to 1; the doorkeeper's 1 is gone
+
+
+def test_halving_ages_every_counter() -> None:
+    s = FrequencySketch(1024, seed=4)
+    for key, times in ((1, 16), (2, 9), (3, 5)):
+        for _ in range(times):
+            s.increment(key)
+    samples = s.samples
+    s.halve()
+    assert [s.frequency(k) for k in (1, 2, 3)] == [7, 4, 2]
+    assert s.samples == samples // 2
+
+
+def test_halving_happens_after_ten_times_capacity_samples() -> None:
+    s = FrequencySketch(64, seed=5)
+    assert s.sample_size == 640
+    for _ in range(16):
+        s.increment(-1)
+    assert s.frequency(-1) == 16
+    key = 0
+    while s.samples > 0 and s.frequency(-1) == 16:
+        key += 1
+        s.increment(key)  # distinct keys: each one is a doorkeeper sample
+        assert key < 640
+    assert s.frequency(-1) <= 8
+    assert s.samples < s.sample_size
+
+
+def test_saturated_counters_do_not_count_as_samples() -> None:
+    s = FrequencySketch(64, seed=6)
+    for _ in range(1000):
+        s.increment(9)
+    assert s.samples == 16  # one doorkeeper sample and fifteen counter increments, then nothing moves
+
+
+def test_seed_changes_the_hashing() -> None:
+    a, b = FrequencySketch(16, seed=1), FrequencySketch(16, seed=2)
+    for k in range(40):
+        for _ in range(3):
+            a.increment(k)
+            b.increment(k)
+    collisions_a = [a.frequency(k) for k in range(1000, 1400)]
+    collisions_b = [b.frequency(k) for k in range(1000, 1400)]
+    assert collisions_a != collisions_b
+
+
+def test_growth_reallocates_only_past_a_power_of_two() -> None:
+    s = FrequencySketch(100, seed=7)
+    for _ in range(5):
+        s.increment(11)
+    s.ensure_capacity(120)  # still 128 slots: history kept, period follows
+    assert s.frequency(11) == 5
+    assert s.sample_size == 1200
+    s.ensure_capacity(129)
+    assert s.frequency(11) == 0
+    assert s.capacity == 129
+
+
+def test_clear() -> None:
+    s = FrequencySketch(16, seed=8)
+    for _ in range(4):
+        s.increment(1)
+    s.clear()
+    assert s.frequency(1) == 0
+    assert s.samples == 0
+
+
+@pytest.mark.parametrize("key", [0, -1, 2**64 + 3, -(2**70)])
+def test_any_int_hash(key: int) -> None:
+    s = FrequencySketch(16, seed=9)
+    s.increment(key)
+    s.increment(key)
+    assert s.frequency(key) == 2

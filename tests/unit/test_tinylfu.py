@@ -1,0 +1,360 @@
+"""W-TinyLFU: segment movement, admission by frequency, the hill climber, bounds, and hit ratios against LRU.
+
+Hit ratios here are deterministic (seeded traces, seeded policy, a stable hash instead of ``hash``): they are
+outcomes of a replay, not timings.
+"""
+
+from __future__ import annotations
+
+import random
+import zlib
+from typing import TYPE_CHECKING, Any
+
+import pytest
+
+from stratacache.core.envelope import Envelope
+from stratacache.tiers.memory import MemoryStore
+from stratacache.tiers.policy import LRUPolicy, make_policy
+from stratacache.tiers.tinylfu import TinyLFUPolicy
+
+if TYPE_CHECKING:
+    from stratacache.tiers.policy import EvictionPolicy
+
+T0 = 1_700_000_000.0
+
+
+def env(value: Any = "v", *, size: int = 1) -> Envelope[Any]:
+    return Envelope(value, 1, T0, None, None, 0.0, 1, (0,), (), size)
+
+
+ENV = env()
+
+
+def stable(key: str) -> int:
+    return zlib.crc32(key.encode())
+
+
+def tlfu(max_entries: int | None = None, **kw: Any) -> TinyLFUPolicy:
+    kw.setdefault("seed", 1)
+    kw.setdefault("hasher", stable)
+    return TinyLFUPolicy(max_entries, **kw)
+
+
+def bounded_put(p: EvictionPolicy, key: str, cap: int) -> list[str]:
+    """What a store does: insert, then evict while over the bound; return the victims."""
+    p.put(key, ENV)
+    victims = []
+    while len(p) > cap:
+        victim = p.evict()
+        assert victim is not None
+        victims.append(victim[0])
+    return victims
+
+
+def replay(p: EvictionPolicy, trace: list[str], cap: int) -> float:
+    """Hit ratio of ``trace`` through ``p`` bounded to ``cap`` entries (get, and put on a miss)."""
+    hits = 0
+    for key in trace:
+        if p.get(key) is not None:
+            hits += 1
+        else:
+            bounded_put(p, key, cap)
+        assert len(p) <= cap
+    return hits / len(trace)
+
+
+# --- traces (seeded) ---
+
+
+def zipf(n_keys: int, alpha: float, length: int, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    weights = [1.0 / (i**alpha) for i in range(1, n_keys + 1)]
+    return rng.choices([f"z{i}" for i in range(n_keys)], weights=weights, k=length)
+
+
+def scan_polluted(n_keys: int, length: int, seed: int, *, every: int = 1000, scan: int = 300) -> list[str]:
+    out: list[str] = []
+    fresh = 0
+    for i, key in enumerate(zipf(n_keys, 1.0, length, seed)):
+        out.append(key)
+        if i % every == 0:
+            out.extend(f"scan{fresh + j}" for j in range(scan))
+            fresh += scan
+    return out
+
+
+def moving_hot_spot(length: int, hot: int, speed: float, seed: int) -> list[str]:
+    rng = random.Random(seed)
+    return [f"m{int(i * speed) + rng.randrange(hot)}" for i in range(length)]
+
+
+def loop(n: int, length: int) -> list[str]:
+    return [f"l{i % n}" for i in range(length)]
+
+
+# --- the protocol ---
+
+
+def test_get_peek_put_pop_clear_keys() -> None:
+    p = tlfu(10)
+    a, b = env("a"), env("b")
+    assert p.get("k") is None
+    assert p.put("k", a) is None
+    assert p.get("k") is a
+    assert p.peek("k") is a
+    assert p.put("k", b) is a
+    assert len(p) == 1
+    assert p.pop("k") is b
+    assert p.pop("k") is None
+    assert p.evict() is None
+    for i in range(5):
+        p.put(f"k{i}", a)
+    assert sorted(p.keys()) == [f"k{i}" for i in range(5)]
+    p.clear()
+    assert len(p) == 0
+    assert p.evict() is None
+    assert list(p.keys()) == []
+
+
+def test_make_policy() -> None:
+    assert isinstance(make_policy("tinylfu"), TinyLFUPolicy)
+    assert isinstance(make_policy("tinylfu", 100), TinyLFUPolicy)
+    assert isinstance(make_policy("lru"), LRUPolicy)
+    with pytest.raises(ValueError, match="nope"):
+        make_policy("nope")
+
+
+def test_bad_arguments() -> None:
+    with pytest.raises(ValueError, match="max_entries"):
+        TinyLFUPolicy(0)
+    with pytest.raises(ValueError, match="window"):
+        TinyLFUPolicy(10, window=1.5)
+
+
+def test_peek_records_nothing_get_records_a_hit() -> None:
+    p = tlfu(100)
+    p.put("k", ENV)
+    assert p.frequency("k") == 1
+    p.peek("k")
+    assert p.frequency("k") == 1
+    p.get("k")
+    assert p.frequency("k") == 2
+
+
+# --- segments ---
+
+
+def test_window_then_probation_then_protected() -> None:
+    p = tlfu(100)  # window of 1 entry, protected 79, probation the rest
+    p.put("a", ENV)
+    assert p.segment_of("a") == "window"
+    p.put("b", ENV)
+    assert p.segment_of("a") == "probation"
+    assert p.segment_of("b") == "window"
+    p.get("a")
+    assert p.segment_of("a") == "protected"
+    p.get("a")
+    assert p.segment_of("a") == "protected"
+    assert p.segment_of("zzz") is None
+
+
+def test_protected_overflow_is_demoted_to_probation() -> None:
+    p = tlfu(10)  # window 1, protected int(0.8 * 9) = 7
+    for i in range(10):
+        p.put(f"k{i}", ENV)
+    for i in range(9):  # k0..k8 sit in probation; touching each promotes it
+        p.get(f"k{i}")
+    segments = [p.segment_of(f"k{i}") for i in range(10)]
+    assert segments.count("protected") == 7
+    assert segments[:2] == ["probation", "probation"]  # the two least recently promoted went back
+    assert segments[9] == "window"
+
+
+def test_update_is_an_access_not_an_insert() -> None:
+    p = tlfu(100)
+    p.put("a", ENV)
+    p.put("b", ENV)
+    p.put("a", env("new"))
+    assert p.segment_of("a") == "protected"
+    assert len(p) == 2
+
+
+def test_pop_unlinks_from_any_segment() -> None:
+    p = tlfu(10)
+    for i in range(10):
+        p.put(f"k{i}", ENV)
+    p.get("k0")
+    for key in ("k0", "k1", "k9"):  # protected, probation, window
+        assert p.pop(key) is ENV
+        assert p.segment_of(key) is None
+    assert len(p) == 7
+    victims = [p.evict() for _ in range(7)]
+    assert all(v is not None for v in victims)
+    assert p.evict() is None
+
+
+# --- admission ---
+
+
+def test_one_hit_scan_does_not_evict_frequent_keys() -> None:
+    cap = 20
+    p = tlfu(cap)
+    hot = [f"hot{i}" for i in range(10)]
+    for _ in range(5):
+        for key in hot:
+            if p.get(key) is None:
+                bounded_put(p, key, cap)
+    for i in range(3 * cap):  # a scan several times the cache's size, within the sketch's memory
+        bounded_put(p, f"scan{i}", cap)
+    assert all(p.peek(key) is not None for key in hot)
+
+    lru = LRUPolicy()
+    for key in hot:
+        bounded_put(lru, key, cap)
+    for i in range(3 * cap):
+        bounded_put(lru, f"scan{i}", cap)
+    assert not any(lru.peek(key) is not None for key in hot)
+
+
+def test_frequent_keys_keep_hitting_through_a_long_scan() -> None:
+    cap = 20
+    hot = [f"hot{i}" for i in range(10)]
+    misses = {"tinylfu": 0, "lru": 0}
+    for name, p in (("tinylfu", tlfu(cap)), ("lru", LRUPolicy())):
+        for round_ in range(100):
+            for key in hot:
+                if p.get(key) is None:
+                    bounded_put(p, key, cap)
+                    misses[name] += round_ > 2
+            for i in range(cap):  # 20 one-hit keys between two rounds of the hot set
+                bounded_put(p, f"scan{round_}-{i}", cap)
+    assert misses["tinylfu"] == 0
+    assert misses["lru"] > 900
+
+
+def test_frequent_newcomer_is_admitted() -> None:
+    cap = 20
+    p = tlfu(cap)
+    for i in range(cap):
+        bounded_put(p, f"old{i}", cap)
+    for _ in range(3):  # the newcomer is seen (and evicted) repeatedly: its frequency builds up
+        bounded_put(p, "new", cap)
+        for i in range(3):
+            bounded_put(p, f"filler{_}{i}", cap)
+    assert p.peek("new") is not None
+
+
+def test_ties_among_warm_keys_are_broken_at_random() -> None:
+    # every key hashes alike, so candidate and victim always tie at a high frequency: without the random
+    # tie-break the first residents could never be displaced (a hash-flooding attack's aim)
+    cap = 10
+    p = TinyLFUPolicy(cap, seed=3, hasher=lambda _key: 0)
+    for i in range(cap):
+        bounded_put(p, f"r{i}", cap)
+    bounded_put(p, "c0", cap)
+    admitted = 0
+    for i in range(1, 5001):
+        victims = bounded_put(p, f"c{i}", cap)  # the window holds one entry: the candidate is the previous key
+        admitted += victims != [f"c{i - 1}"]
+    assert 5 < admitted < 200  # about 1 in 128
+
+
+# --- bounds ---
+
+
+def test_policy_never_holds_more_than_asked() -> None:
+    rng = random.Random(11)
+    p = tlfu()  # no hint: the capacity is learned
+    cap = 50
+    for _ in range(20_000):
+        key = f"k{int(rng.paretovariate(1.0)) % 500}"
+        op = rng.random()
+        if op < 0.7:
+            if p.get(key) is None:
+                bounded_put(p, key, cap)
+        elif op < 0.9:
+            bounded_put(p, key, cap)
+        else:
+            p.pop(key)
+        assert len(p) <= cap
+    assert p.capacity <= cap
+
+
+@pytest.mark.parametrize(("max_entries", "max_bytes"), [(64, None), (None, 640), (64, 300)])
+def test_memory_store_with_tinylfu_stays_within_its_bounds(max_entries: int | None, max_bytes: int | None) -> None:
+    rng = random.Random(12)
+    s = MemoryStore(max_entries=max_entries, max_bytes=max_bytes, policy="tinylfu")
+    live: dict[str, Envelope[Any]] = {}
+    for i in range(5000):
+        key = f"k{rng.randrange(300)}"
+        if rng.random() < 0.8:
+            got = s.get(key)
+            assert got is None or got is live[key]
+            if got is None:
+                e = env(i, size=rng.randrange(1, 20))
+                s.set(key, e, T0)
+                live[key] = e
+        else:
+            s.delete(key)
+        entries, nbytes = s.usage()
+        assert max_entries is None or entries <= max_entries
+        assert max_bytes is None or nbytes <= max_bytes
+    s.clear()
+    assert s.usage() == (0, 0)
+
+
+def test_capacity_is_learned_from_a_byte_bound() -> None:
+    s = MemoryStore(max_entries=None, max_bytes=1000, policy="tinylfu")
+    for i in range(500):
+        s.set(f"k{i}", env(i, size=10), T0)
+    assert s.usage() == (100, 1000)
+    policy = s._policy
+    assert isinstance(policy, TinyLFUPolicy)
+    assert policy.capacity == 100
+
+
+def test_read_buffer_is_bounded_and_lossy() -> None:
+    p = tlfu(100, read_buffer=8)
+    p.put("a", ENV)
+    for _ in range(1000):
+        p.get("a")
+    assert p.frequency("a") == 1 + 8  # the insert, then the 8 reads the buffer kept
+
+
+# --- the hill climber ---
+
+
+def test_window_grows_on_a_moving_hot_spot() -> None:
+    p = tlfu()
+    replay(p, moving_hot_spot(60_000, 60, 0.05, seed=7), 100)
+    assert p.window_share > 0.2  # from 1%: towards LRU, which a recency trace favours
+
+
+def test_window_shrinks_on_a_loop() -> None:
+    p = tlfu(window=0.5)
+    replay(p, loop(150, 60_000), 100)
+    assert p.window_share < 0.1
+
+
+def test_fixed_window_stays() -> None:
+    p = tlfu(window=0.2, adaptive=False)
+    replay(p, moving_hot_spot(20_000, 60, 0.05, seed=7), 100)
+    assert p.window_share == 0.2
+
+
+# --- hit ratios against LRU ---
+
+
+@pytest.mark.parametrize(
+    ("name", "trace", "cap"),
+    [
+        ("zipf1.0", zipf(5000, 1.0, 60_000, seed=21), 50),
+        ("zipf1.0", zipf(5000, 1.0, 60_000, seed=22), 500),
+        ("scan-polluted zipf", scan_polluted(5000, 60_000, seed=23), 50),
+        ("scan-polluted zipf", scan_polluted(5000, 60_000, seed=24), 500),
+    ],
+)
+def test_hit_ratio_at_least_lru(name: str, trace: list[str], cap: int) -> None:
+    lru = replay(LRUPolicy(), trace, cap)
+    tiny = replay(tlfu(), trace, cap)
+    assert tiny >= lru, f"{name} at {cap}: W-TinyLFU {tiny:.4f} < LRU {lru:.4f}"
