@@ -79,7 +79,8 @@ class MemoryTier:
             raise ConfigError(f"unknown policy {self.policy!r}: use one of {', '.join(_POLICIES)}")
         if self.policy == "tinylfu":
             warnings.warn(
-                "policy='tinylfu' is served by LRU in this release (W-TinyLFU arrives with the L1 work)",
+                "policy='tinylfu' (adaptive W-TinyLFU) is experimental in this release: 'lru' stays the default "
+                "until the L1 benchmarks decide",
                 UserWarning,
                 stacklevel=_caller_stacklevel(),
             )
