@@ -1,34 +1,47 @@
 """A count-min sketch of 4-bit counters with a doorkeeper: the frequency history of W-TinyLFU.
 
 Pure and in-process only: keys arrive as ``hash(key)`` (randomised per process for ``str``, which is fine for an
-estimate that never leaves the process), are mixed with a per-instance seed by a 64-bit finalizer (splitmix64) and
-spread over four counters of one table by double hashing. Counters are 4 bits, two to a byte of a ``bytearray``,
-and saturate at 15.
+estimate that never leaves the process) and are mixed with a per-instance seed by a 64-bit multiply-xorshift.
+
+Layout (Caffeine's block idea, scaled to what is cheap in Python): the table is an ``array("Q")`` of 64-bit words,
+one word per entry of capacity (rounded up to a power of two), each word 4 lanes of 4 counters of 4 bits. A key
+picks one word, and in each lane one counter: its 4 counters are the 4 rows of the count-min sketch, read and
+updated with one word load and a few bit operations (saturated counters are masked out of the increment in one
+step). Counters saturate at 15.
 
 As in Caffeine's ``FrequencySketch``, the history ages: when the number of recorded samples reaches ten times the
 capacity, every counter is halved (one ``bytes.translate`` over the table) and the sample count with it. As in the
-TinyLFU paper, a doorkeeper (a small Bloom filter, cleared at each halving) absorbs a key's first sighting, so the
-many keys seen once never reach the counters. A key's frequency is its counters' minimum plus one if the
-doorkeeper holds it: ``min(n, 16)`` for a key seen ``n`` times since the last halving, barring collisions.
+TinyLFU paper, a doorkeeper (a blocked Bloom filter of 16 bits per entry, two bits per key in one word, cleared at
+each halving) absorbs a key's first sighting, so the many keys seen once never reach the counters. A key's
+frequency is its counters' minimum plus one if the doorkeeper holds it: ``min(n, 16)`` for a key seen ``n`` times
+since the last halving, barring collisions.
 """
 
 from __future__ import annotations
 
+from array import array
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from collections.abc import Iterable
+
 __all__ = ["FrequencySketch"]
 
 _M64 = (1 << 64) - 1
+_MUL = 0x9E3779B97F4A7C15
 _SAMPLE_FACTOR = 10
 _MIN_CAPACITY = 16
 # Halving two packed 4-bit counters at once: shift the byte right, drop the bit that crossed the nibble boundary.
 _HALVE = bytes(((b >> 1) & 0x77) for b in range(256))
 
 
-def _mix(x: int) -> int:
-    """The splitmix64 finalizer: a stable, well-spread 64-bit mixing of ``x``."""
-    x &= _M64
-    x = ((x ^ (x >> 30)) * 0xBF58476D1CE4E5B9) & _M64
-    x = ((x ^ (x >> 27)) * 0x94D049BB133111EB) & _M64
-    return x ^ (x >> 31)
+def _lanes(sel: int) -> tuple[int, int, int, int]:
+    """Bit offsets of the counter each of the 4 lanes (16 bits each) gives the key, from 8 bits of its hash."""
+    return ((sel & 3) << 2, 16 + ((sel >> 2 & 3) << 2), 32 + ((sel >> 4 & 3) << 2), 48 + ((sel >> 6 & 3) << 2))
+
+
+_SHIFTS = tuple(_lanes(sel) for sel in range(256))
+_INCREMENTS = tuple((1 << a) | (1 << b) | (1 << c) | (1 << d) for a, b, c, d in _SHIFTS)
 
 
 def _pow2_at_least(n: int) -> int:
@@ -39,20 +52,20 @@ class FrequencySketch:
     """Approximate access counts of recently seen keys (4 bits each, aged by periodic halving).
 
     Args:
-        capacity: the number of entries the cache holds; sizes the table (16 counters per entry, rounded up to a
-            power of two: 8 bytes per entry, plus 2 bytes of doorkeeper) and the sample period (10 x capacity).
+        capacity: the number of entries the cache holds; sizes the table (one 64-bit word of 16 counters per
+            entry, rounded up to a power of two, plus 2 bytes of doorkeeper) and the sample period (10 x capacity).
         seed: mixed into every hash, so two sketches (or two processes) collide on different keys.
     """
 
     __slots__ = ("_door", "_door_mask", "_mask", "_seed", "_table", "capacity", "sample_size", "samples")
 
     def __init__(self, capacity: int = _MIN_CAPACITY, *, seed: int = 0) -> None:
-        self._seed = _mix(seed ^ 0x9E3779B97F4A7C15)
+        self._seed = ((seed ^ 0x5851F42D4C957F2D) * _MUL) & _M64
         self.capacity = 0
         self.sample_size = 0
         self.samples = 0
-        self._table = bytearray()
-        self._door = bytearray()
+        self._table = array("Q")
+        self._door = array("Q")
         self._mask = 0
         self._door_mask = 0
         self._allocate(max(_MIN_CAPACITY, capacity))
@@ -62,10 +75,10 @@ class FrequencySketch:
         self.capacity = capacity
         self.sample_size = _SAMPLE_FACTOR * capacity
         self.samples = 0
-        self._table = bytearray(8 * size)  # 16 counters per entry
-        self._mask = 16 * size - 1
-        self._door = bytearray(2 * size)  # 16 bits per entry
-        self._door_mask = 16 * size - 1
+        self._table = array("Q", bytes(8 * size))
+        self._mask = size - 1
+        self._door = array("Q", bytes(2 * size))  # size // 4 words: 16 bits per entry
+        self._door_mask = size // 4 - 1
 
     def ensure_capacity(self, capacity: int) -> None:
         """Grow for a larger cache: a new table (the history restarts) only when the power of two changes.
@@ -73,73 +86,97 @@ class FrequencySketch:
         A smaller or equal capacity keeps the table and only adjusts the sample period.
         """
         capacity = max(_MIN_CAPACITY, capacity)
-        if _pow2_at_least(capacity) * 8 > len(self._table):
+        if _pow2_at_least(capacity) > len(self._table):
             self._allocate(capacity)
         else:
             self.capacity = capacity
             self.sample_size = _SAMPLE_FACTOR * capacity
 
-    def _hash(self, key_hash: int) -> int:
-        return _mix(key_hash ^ self._seed)
-
     def frequency(self, key_hash: int) -> int:
         """The estimated number of times ``key_hash`` was seen since the last halving, 0 to 16."""
-        h = self._hash(key_hash)
-        t, mask = self._table, self._mask
-        step = (h >> 32) | 1
-        j = h & mask
-        low = (t[j >> 1] >> ((j & 1) << 2)) & 15
-        for _ in range(3):
-            if not low:
-                break
-            j = (j + step) & mask
-            c = (t[j >> 1] >> ((j & 1) << 2)) & 15
-            if c < low:  # noqa: PLR1730 - a comparison is cheaper than a call to min()
-                low = c
-        door, dmask = self._door, self._door_mask
-        d1, d2 = (h >> 7) & dmask, (h >> 37) & dmask
-        if door[d1 >> 3] & (1 << (d1 & 7)) and door[d2 >> 3] & (1 << (d2 & 7)):
-            low += 1
-        return low
+        h = ((key_hash ^ self._seed) * _MUL) & _M64
+        h ^= h >> 29
+        v = self._table[(h >> 32) & self._mask]
+        a, b, c, d = _SHIFTS[(h >> 12) & 255]
+        f = (v >> a) & 15
+        x = (v >> b) & 15
+        if x < f:  # noqa: PLR1730 - comparisons are cheaper than a call to min()
+            f = x
+        x = (v >> c) & 15
+        if x < f:  # noqa: PLR1730
+            f = x
+        x = (v >> d) & 15
+        if x < f:  # noqa: PLR1730
+            f = x
+        bits = (1 << (h >> 58)) | (1 << ((h >> 52) & 63))
+        if self._door[(h >> 20) & self._door_mask] & bits == bits:
+            f += 1
+        return f
 
     def increment(self, key_hash: int) -> None:
         """Record one sighting of ``key_hash``: the doorkeeper takes the first, the counters the rest."""
-        h = self._hash(key_hash)
-        door, dmask = self._door, self._door_mask
-        d1, d2 = (h >> 7) & dmask, (h >> 37) & dmask
-        b1, b2 = 1 << (d1 & 7), 1 << (d2 & 7)
-        if not (door[d1 >> 3] & b1 and door[d2 >> 3] & b2):
-            door[d1 >> 3] |= b1
-            door[d2 >> 3] |= b2
-            self._sampled()
-            return
-        t, mask = self._table, self._mask
-        step = (h >> 32) | 1
-        j = h & mask
-        added = False
-        for _ in range(4):
-            i, s = j >> 1, (j & 1) << 2
-            v = t[i]
-            if (v >> s) & 15 != 15:
-                t[i] = v + (1 << s)
-                added = True
-            j = (j + step) & mask
-        if added:
-            self._sampled()
-
-    def _sampled(self) -> None:
+        h = ((key_hash ^ self._seed) * _MUL) & _M64
+        h ^= h >> 29
+        door = self._door
+        i = (h >> 20) & self._door_mask
+        bits = (1 << (h >> 58)) | (1 << ((h >> 52) & 63))
+        x = door[i]
+        if x & bits != bits:
+            door[i] = x | bits
+        else:
+            table = self._table
+            i = (h >> 32) & self._mask
+            v = table[i]
+            inc = _INCREMENTS[(h >> 12) & 255]
+            inc ^= v & (v >> 1) & (v >> 2) & (v >> 3) & inc  # drop the counters already at 15
+            if not inc:
+                return
+            table[i] = v + inc
         self.samples += 1
         if self.samples >= self.sample_size:
             self.halve()
 
+    def increment_all(self, key_hashes: Iterable[int]) -> None:
+        """Record one sighting of each hash, in order (one call for a drained batch of reads)."""
+        seed, table, mask, door, door_mask, increments = (
+            self._seed,
+            self._table,
+            self._mask,
+            self._door,
+            self._door_mask,
+            _INCREMENTS,
+        )
+        for key_hash in key_hashes:
+            h = ((key_hash ^ seed) * _MUL) & _M64
+            h ^= h >> 29
+            i = (h >> 20) & door_mask
+            bits = (1 << (h >> 58)) | (1 << ((h >> 52) & 63))
+            x = door[i]
+            if x & bits != bits:
+                door[i] = x | bits
+            else:
+                i = (h >> 32) & mask
+                v = table[i]
+                inc = increments[(h >> 12) & 255]
+                inc ^= v & (v >> 1) & (v >> 2) & (v >> 3) & inc  # drop the counters already at 15
+                if not inc:
+                    continue
+                table[i] = v + inc
+            self.samples += 1
+            if self.samples >= self.sample_size:
+                self.halve()
+                table, door = self._table, self._door
+
     def halve(self) -> None:
         """Age the history: halve every counter and the sample count, clear the doorkeeper."""
-        self._table = self._table.translate(_HALVE)
-        self._door = bytearray(len(self._door))
+        table = array("Q")
+        table.frombytes(self._table.tobytes().translate(_HALVE))
+        self._table = table
+        self._door = array("Q", bytes(8 * len(self._door)))
         self.samples //= 2
 
     def clear(self) -> None:
         """Forget everything."""
-        self._table = bytearray(len(self._table))
-        self._door = bytearray(len(self._door))
+        self._table = array("Q", bytes(8 * len(self._table)))
+        self._door = array("Q", bytes(8 * len(self._door)))
         self.samples = 0

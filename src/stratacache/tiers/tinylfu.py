@@ -139,7 +139,8 @@ class TinyLFUPolicy:
 
     def put(self, key: str, env: Envelope[Any]) -> Envelope[Any] | None:
         """Insert into the window (or replace in place, counted as an access); return the replaced entry."""
-        self._drain()
+        if self._buf:
+            self._drain()
         data = self._data
         old = data.get(key)
         data[key] = env
@@ -172,15 +173,31 @@ class TinyLFUPolicy:
 
     def evict(self) -> tuple[str, Envelope[Any]] | None:
         """Remove and return the next victim: a candidate or a probation entry, whichever is less frequent."""
-        self._drain()
+        if self._buf:
+            self._drain()
         self._full = True
         data = self._data
         if not data:
             return None
-        victim = self._choose()
+        probation = self._probation
+        if len(probation) >= 2:
+            # the candidate (probation's newest, just out of the window) against probation's oldest
+            victim = next(iter(probation))
+            candidate = next(reversed(probation))
+            sketch, h = self._sketch, self._hash
+            cf = sketch.frequency(h(candidate))
+            if cf <= sketch.frequency(h(victim)) and (cf < _HASHDOS_THRESHOLD or self._rng.getrandbits(7)):
+                victim = candidate  # not more frequent, and not a warm tie that won the 1-in-128 draw
+            del probation[victim]
+        else:
+            for seg in (probation, self._protected, self._window):
+                if seg:
+                    victim = seg.popitem(last=False)[0]
+                    break
+            else:  # pragma: no cover
+                raise AssertionError("entries outside every segment")
         env = data.pop(victim)
-        self._unlink(victim)
-        n = max(1, len(data))
+        n = len(data) or 1
         if self._hint is not None:
             n = min(n, self._hint)
         if n != self._cap:
@@ -241,17 +258,25 @@ class TinyLFUPolicy:
         n = len(buf)
         if not n:
             return
-        data, popleft, access = self._data, buf.popleft, self._access
-        hits = 0
-        for _ in range(n):
-            try:
-                key = popleft()
-            except IndexError:  # the buffer dropped records while we drained
-                break
-            if key in data:
-                access(key)
-                hits += 1
-        self._hits += hits
+        # Only the drainer pops (under the store's lock), and appends never shorten the deque: n pops succeed.
+        popleft, data = buf.popleft, self._data
+        keys = [key for key in [popleft() for _ in range(n)] if key in data]
+        if not keys:
+            return
+        self._hits += len(keys)
+        self._sketch.increment_all(map(self._hash, keys))
+        window, probation, protected = self._window, self._probation, self._protected
+        protected_max = self._protected_max
+        for key in keys:
+            if key in protected:
+                protected.move_to_end(key)
+            elif key in window:
+                window.move_to_end(key)
+            elif key in probation:
+                del probation[key]
+                protected[key] = None
+                if len(protected) > protected_max:
+                    probation[protected.popitem(last=False)[0]] = None
 
     def _access(self, key: str) -> None:
         self._sketch.increment(self._hash(key))
@@ -271,25 +296,6 @@ class TinyLFUPolicy:
     def _unlink(self, key: str) -> None:
         if self._window.pop(key, _ABSENT) is _ABSENT and self._probation.pop(key, _ABSENT) is _ABSENT:
             self._protected.pop(key, None)
-
-    def _choose(self) -> str:
-        probation = self._probation
-        if len(probation) >= 2:
-            victim = next(iter(probation))
-            candidate = next(reversed(probation))
-            return victim if self._admit(candidate, victim) else candidate
-        for seg in (probation, self._protected, self._window):
-            if seg:
-                return next(iter(seg))
-        raise AssertionError("entries outside every segment")  # pragma: no cover
-
-    def _admit(self, candidate: str, victim: str) -> bool:
-        sketch, h = self._sketch, self._hash
-        cf = sketch.frequency(h(candidate))
-        vf = sketch.frequency(h(victim))
-        if cf > vf:
-            return True
-        return cf >= _HASHDOS_THRESHOLD and self._rng.getrandbits(7) == 0
 
     def _climb(self) -> None:
         total = self._hits + self._misses
