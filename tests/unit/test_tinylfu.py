@@ -7,6 +7,8 @@ outcomes of a replay, not timings.
 from __future__ import annotations
 
 import random
+import threading
+import time
 import zlib
 from typing import TYPE_CHECKING, Any
 
@@ -319,6 +321,52 @@ def test_read_buffer_is_bounded_and_lossy() -> None:
     for _ in range(1000):
         p.get("a")
     assert p.frequency("a") == 1 + 8  # the insert, then the 8 reads the buffer kept
+
+
+def test_threads_reading_writing_deleting_evicting() -> None:
+    # lock-free readers beside writers that evict: no exception, bounds kept, what a reader gets is what was set
+    s = MemoryStore(max_entries=64, max_bytes=None, policy="tinylfu")
+    written: set[int] = set()
+    errors: list[BaseException] = []
+
+    def reader(seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            for n in range(3000):
+                got = s.get(f"k{rng.randrange(200)}")
+                assert got is None or got.value in written
+                if n % 100 == 0:
+                    time.sleep(0)  # yield: a spinning reader convoys the lock-holding writers
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    def writer(seed: int) -> None:
+        rng = random.Random(seed)
+        try:
+            for i in range(1500):
+                value = seed * 100_000 + i
+                written.add(value)
+                key = f"k{rng.randrange(200)}"
+                if rng.random() < 0.2:
+                    s.delete(key)
+                else:
+                    s.set(key, env(value), T0)
+                assert s.usage()[0] <= 64 + 4  # another writer's insert may be seen before its eviction
+        except BaseException as exc:  # pragma: no cover - reported below
+            errors.append(exc)
+
+    threads = [threading.Thread(target=reader, args=(n,)) for n in range(3)]
+    threads += [threading.Thread(target=writer, args=(n,)) for n in range(3)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert not any(t.is_alive() for t in threads)
+    assert errors == []
+    entries, nbytes = s.usage()
+    assert entries <= 64
+    live = [e for e in (s.get(f"k{i}") for i in range(200)) if e is not None]
+    assert (len(live), sum(e.size for e in live)) == (entries, nbytes)
 
 
 # --- the hill climber ---

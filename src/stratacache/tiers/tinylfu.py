@@ -17,16 +17,18 @@ The design follows Caffeine's ``BoundedLocalCache``:
   hot spot) the window grows towards LRU; on frequency- and loop-heavy traces it shrinks.
 
 Reads are lock-free and cheap: ``get`` is one dict lookup and an append of the key to a bounded ``deque`` (the
-read buffer, which drops its oldest records when full, as Caffeine's lossy read buffer drops). Every other method
-runs under the store's lock and first drains the buffer: sketch increments and segment reordering happen there,
-in batches, on the writer's time.
+read buffer, which drops its oldest records when full, as Caffeine's lossy read buffer drops: more reads than
+``read_buffer`` between two writes are sampled, the most recent kept). Every other method runs under the store's
+lock; ``put`` and ``evict`` first drain the buffer, so sketch increments and segment reordering happen there, in
+batches, on the writer's time.
 
 Capacity: the store keeps the count and byte bounds and calls ``evict`` while over them; this policy only orders
 entries and picks victims. It sizes its segments and its sketch from a capacity estimate: ``max_entries`` when
-given, otherwise learned. Until the first eviction the estimate is the number of entries held; from then on, it
-is the number of entries left when the store stops evicting (so a store bounded only by bytes gets the entry
-count its byte budget holds, and the estimate follows the entries' sizes). The sketch restarts its history only
-when the estimate crosses a power of two, which happens O(log n) times while the cache warms.
+given (``make_policy("tinylfu", max_entries)``; ``MemoryStore`` does not pass it yet), otherwise learned. Until
+the first eviction the estimate is the number of entries held; from then on, it is the number of entries left
+when the store stops evicting (so a store bounded only by bytes gets the entry count its byte budget holds, and
+the estimate follows the entries' sizes). The sketch restarts its history only when the estimate crosses a power
+of two, which happens O(log n) times while the cache warms.
 """
 
 from __future__ import annotations
