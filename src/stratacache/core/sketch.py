@@ -1,7 +1,8 @@
 """A count-min sketch of 4-bit counters with a doorkeeper: the frequency history of W-TinyLFU.
 
 Pure and in-process only: keys arrive as ``hash(key)`` (randomised per process for ``str``, which is fine for an
-estimate that never leaves the process) and are mixed with a per-instance seed by a 64-bit multiply-xorshift.
+estimate that never leaves the process) and are mixed with a per-instance seed by one 64-bit multiplication
+(Fibonacci hashing): the high bits pick the word, middle bits the counters, low bits the doorkeeper's bit.
 
 Layout (Caffeine's block idea, scaled to what is cheap in Python): the table is an ``array("Q")`` of 64-bit words,
 one word per entry of capacity (rounded up to a power of two), each word 4 lanes of 4 counters of 4 bits. A key
@@ -11,8 +12,8 @@ step). Counters saturate at 15.
 
 As in Caffeine's ``FrequencySketch``, the history ages: when the number of recorded samples reaches ten times the
 capacity, every counter is halved (one ``bytes.translate`` over the table) and the sample count with it. As in the
-TinyLFU paper, a doorkeeper (a blocked Bloom filter of 16 bits per entry, two bits per key in one word, cleared at
-each halving) absorbs a key's first sighting, so the many keys seen once never reach the counters. A key's
+TinyLFU paper, a doorkeeper (a one-hash Bloom filter of 16 bits per entry in a ``bytearray``, cleared at each
+halving) absorbs a key's first sighting, so the many keys seen once never reach the counters. A key's
 frequency is its counters' minimum plus one if the doorkeeper holds it: ``min(n, 16)`` for a key seen ``n`` times
 since the last halving, barring collisions.
 """
@@ -57,7 +58,7 @@ class FrequencySketch:
         seed: mixed into every hash, so two sketches (or two processes) collide on different keys.
     """
 
-    __slots__ = ("_door", "_door_mask", "_mask", "_seed", "_table", "capacity", "sample_size", "samples")
+    __slots__ = ("_door", "_door_mask", "_seed", "_shift", "_table", "capacity", "sample_size", "samples")
 
     def __init__(self, capacity: int = _MIN_CAPACITY, *, seed: int = 0) -> None:
         self._seed = ((seed ^ 0x5851F42D4C957F2D) * _MUL) & _M64
@@ -65,8 +66,8 @@ class FrequencySketch:
         self.sample_size = 0
         self.samples = 0
         self._table = array("Q")
-        self._door = array("Q")
-        self._mask = 0
+        self._door = bytearray()
+        self._shift = 64
         self._door_mask = 0
         self._allocate(max(_MIN_CAPACITY, capacity))
 
@@ -76,9 +77,9 @@ class FrequencySketch:
         self.sample_size = _SAMPLE_FACTOR * capacity
         self.samples = 0
         self._table = array("Q", bytes(8 * size))
-        self._mask = size - 1
-        self._door = array("Q", bytes(2 * size))  # size // 4 words: 16 bits per entry
-        self._door_mask = size // 4 - 1
+        self._shift = 65 - size.bit_length()  # h >> shift: the top log2(size) bits
+        self._door = bytearray(2 * size)  # 16 bits per entry
+        self._door_mask = 16 * size - 1
 
     def ensure_capacity(self, capacity: int) -> None:
         """Grow for a larger cache: a new table (the history restarts) only when the power of two changes.
@@ -95,9 +96,8 @@ class FrequencySketch:
     def frequency(self, key_hash: int) -> int:
         """The estimated number of times ``key_hash`` was seen since the last halving, 0 to 16."""
         h = ((key_hash ^ self._seed) * _MUL) & _M64
-        h ^= h >> 29
-        v = self._table[(h >> 32) & self._mask]
-        a, b, c, d = _SHIFTS[(h >> 12) & 255]
+        v = self._table[h >> self._shift]
+        a, b, c, d = _SHIFTS[(h >> 24) & 255]
         f = (v >> a) & 15
         x = (v >> b) & 15
         if x < f:  # noqa: PLR1730 - comparisons are cheaper than a call to min()
@@ -108,26 +108,26 @@ class FrequencySketch:
         x = (v >> d) & 15
         if x < f:  # noqa: PLR1730
             f = x
-        bits = (1 << (h >> 58)) | (1 << ((h >> 52) & 63))
-        if self._door[(h >> 20) & self._door_mask] & bits == bits:
+        j = h & self._door_mask
+        if self._door[j >> 3] & (1 << (j & 7)):
             f += 1
         return f
 
     def increment(self, key_hash: int) -> None:
         """Record one sighting of ``key_hash``: the doorkeeper takes the first, the counters the rest."""
         h = ((key_hash ^ self._seed) * _MUL) & _M64
-        h ^= h >> 29
+        j = h & self._door_mask
+        bit = 1 << (j & 7)
+        j >>= 3
         door = self._door
-        i = (h >> 20) & self._door_mask
-        bits = (1 << (h >> 58)) | (1 << ((h >> 52) & 63))
-        x = door[i]
-        if x & bits != bits:
-            door[i] = x | bits
+        x = door[j]
+        if not x & bit:
+            door[j] = x | bit
         else:
             table = self._table
-            i = (h >> 32) & self._mask
+            i = h >> self._shift
             v = table[i]
-            inc = _INCREMENTS[(h >> 12) & 255]
+            inc = _INCREMENTS[(h >> 24) & 255]
             inc ^= v & (v >> 1) & (v >> 2) & (v >> 3) & inc  # drop the counters already at 15
             if not inc:
                 return
@@ -138,45 +138,41 @@ class FrequencySketch:
 
     def increment_all(self, key_hashes: Iterable[int]) -> None:
         """Record one sighting of each hash, in order (one call for a drained batch of reads)."""
-        seed, table, mask, door, door_mask, increments = (
-            self._seed,
-            self._table,
-            self._mask,
-            self._door,
-            self._door_mask,
-            _INCREMENTS,
-        )
+        seed, table, shift, door, door_mask = self._seed, self._table, self._shift, self._door, self._door_mask
+        increments, samples, limit = _INCREMENTS, self.samples, self.sample_size
         for key_hash in key_hashes:
             h = ((key_hash ^ seed) * _MUL) & _M64
-            h ^= h >> 29
-            i = (h >> 20) & door_mask
-            bits = (1 << (h >> 58)) | (1 << ((h >> 52) & 63))
-            x = door[i]
-            if x & bits != bits:
-                door[i] = x | bits
+            j = h & door_mask
+            bit = 1 << (j & 7)
+            j >>= 3
+            x = door[j]
+            if not x & bit:
+                door[j] = x | bit
             else:
-                i = (h >> 32) & mask
+                i = h >> shift
                 v = table[i]
-                inc = increments[(h >> 12) & 255]
+                inc = increments[(h >> 24) & 255]
                 inc ^= v & (v >> 1) & (v >> 2) & (v >> 3) & inc  # drop the counters already at 15
                 if not inc:
                     continue
                 table[i] = v + inc
-            self.samples += 1
-            if self.samples >= self.sample_size:
+            samples += 1
+            if samples >= limit:
+                self.samples = samples
                 self.halve()
-                table, door = self._table, self._door
+                samples, table, door = self.samples, self._table, self._door
+        self.samples = samples
 
     def halve(self) -> None:
         """Age the history: halve every counter and the sample count, clear the doorkeeper."""
         table = array("Q")
         table.frombytes(self._table.tobytes().translate(_HALVE))
         self._table = table
-        self._door = array("Q", bytes(8 * len(self._door)))
+        self._door = bytearray(len(self._door))
         self.samples //= 2
 
     def clear(self) -> None:
         """Forget everything."""
         self._table = array("Q", bytes(8 * len(self._table)))
-        self._door = array("Q", bytes(8 * len(self._door)))
+        self._door = bytearray(len(self._door))
         self.samples = 0
