@@ -44,7 +44,7 @@ class MemoryStore:
         self.max_bytes = max_bytes
         self.copy_on_read = copy_on_read
         self.counters = TierCounters()
-        self._policy = make_policy(policy)
+        self._policy = make_policy(policy, max_entries)
         self._lock = threading.Lock()
         self._bytes = 0
         self._heap: list[tuple[float, str]] = []

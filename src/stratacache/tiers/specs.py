@@ -50,7 +50,8 @@ class MemoryTier:
     Args:
         max_entries: bound on the number of entries (``None``: no count bound).
         max_bytes: bound on the summed weights, an ``int`` or a string such as ``"256MiB"`` (``None``: none).
-        policy: ``"lru"``; ``"tinylfu"`` (W-TinyLFU) is accepted and currently served by LRU, with a warning.
+        policy: ``"lru"`` (default) or ``"tinylfu"`` (adaptive W-TinyLFU; experimental in this release, with a
+            warning).
         copy_on_read: keep encoded bytes and decode a private copy on every hit, so callers may mutate results.
         weigher: ``weigher(key, value) -> int`` weight of an entry; defaults to its encoded size in bytes.
         ttl_cap: longest time an L1 copy may live when a shared tier sits below it (``None``: no cap).
