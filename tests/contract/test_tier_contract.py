@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
+import pytest
+
 from stratacache import MemoryTier, SQLiteTier
 from stratacache.testing import TierContract
 
@@ -34,3 +36,18 @@ class TestMemoryOverSQLite(TierContract):
 class TestFromURLs(TierContract):
     def tiers(self, tmp_path: Path) -> tuple[str, ...]:
         return ("memory://?max_entries=1000&max_bytes=1MiB", f"sqlite://{tmp_path}/cache.db?max_bytes=1MiB")
+
+
+@pytest.mark.filterwarnings("ignore:policy='tinylfu':UserWarning")  # experimental policy, same contract
+class TestTinyLFUOverSQLite(TierContract):
+    def tiers(self, tmp_path: Path) -> tuple[MemoryTier | SQLiteTier, ...]:
+        return (
+            MemoryTier(max_entries=1000, max_bytes="4MiB", policy="tinylfu"),
+            SQLiteTier(tmp_path / "cache.db", max_bytes="1MiB"),
+        )
+
+
+@pytest.mark.filterwarnings("ignore:policy='tinylfu':UserWarning")
+class TestTinyLFUBytesOnly(TierContract):
+    def tiers(self, tmp_path: Path) -> tuple[MemoryTier, ...]:
+        return (MemoryTier(max_entries=None, max_bytes="1MiB", policy="tinylfu"),)
