@@ -10,6 +10,7 @@ from __future__ import annotations
 import shutil
 import sqlite3
 import tempfile
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -286,6 +287,13 @@ def _tight_memory_over_tight_sqlite(tmp: Path) -> tuple[Any, ...]:
     return (sc.MemoryTier(max_entries=2, max_bytes="64MiB"), sc.SQLiteTier(tmp / "cache.db", max_bytes=600))
 
 
+def _tight_tinylfu_over_tight_sqlite(tmp: Path) -> tuple[Any, ...]:
+    with warnings.catch_warnings():  # the experimental policy announces itself; the machine holds it to the model
+        warnings.simplefilter("ignore", UserWarning)
+        l1 = sc.MemoryTier(max_entries=3, max_bytes="64MiB", policy="tinylfu")
+    return (l1, sc.SQLiteTier(tmp / "cache.db", max_bytes=600))
+
+
 class MemoryMachine(CacheMachine):
     make_tiers = staticmethod(_big_memory)
 
@@ -313,12 +321,18 @@ class TightMemoryOverSQLiteMachine(CacheMachine):
     make_tiers = staticmethod(_tight_memory_over_tight_sqlite)
 
 
+class TightTinyLFUOverSQLiteMachine(CacheMachine):
+    exact = False
+    make_tiers = staticmethod(_tight_tinylfu_over_tight_sqlite)
+
+
 TestMemoryOnly = MemoryMachine.TestCase
 TestSQLiteOnly = SQLiteMachine.TestCase
 TestMemoryOverSQLite = MemoryOverSQLiteMachine.TestCase
 TestTightMemoryOnly = TightMemoryMachine.TestCase
 TestTightSQLiteOnly = TightSQLiteMachine.TestCase
 TestTightMemoryOverSQLite = TightMemoryOverSQLiteMachine.TestCase
+TestTightTinyLFUOverSQLite = TightTinyLFUOverSQLiteMachine.TestCase
 for _case in (
     TestMemoryOnly,
     TestSQLiteOnly,
@@ -326,6 +340,7 @@ for _case in (
     TestTightMemoryOnly,
     TestTightSQLiteOnly,
     TestTightMemoryOverSQLite,
+    TestTightTinyLFUOverSQLite,
 ):
     _case.settings = EXACT
 del _case
