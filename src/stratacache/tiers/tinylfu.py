@@ -24,7 +24,7 @@ batches, on the writer's time.
 
 Capacity: the store keeps the count and byte bounds and calls ``evict`` while over them; this policy only orders
 entries and picks victims. It sizes its segments and its sketch from a capacity estimate: ``max_entries`` when
-given (``make_policy("tinylfu", max_entries)``; ``MemoryStore`` does not pass it yet), otherwise learned. Until
+given (``make_policy("tinylfu", max_entries)``, as ``MemoryStore`` passes its count bound), otherwise learned. Until
 the first eviction the estimate is the number of entries held; from then on, it is the number of entries left
 when the store stops evicting (so a store bounded only by bytes gets the entry count its byte budget holds, and
 the estimate follows the entries' sizes). The sketch restarts its history only when the estimate crosses a power
