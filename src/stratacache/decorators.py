@@ -15,7 +15,7 @@ import functools
 import inspect
 from typing import TYPE_CHECKING, Any, Final, Generic, ParamSpec, TypeVar, cast
 
-from stratacache.core.keys import canonical_args, digest_args
+from stratacache.core.keys import canonical_args, digest_args, validate_tags
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
@@ -143,10 +143,10 @@ class _Memoized:
             return self._kb._prefix + str(self._keyfn(*args, **kwargs))
         return self._kb.key(args, kwargs)
 
-    def _call_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, Iterable[str]]:
-        """Key and tags of a call (``self``/``cls`` dropped for methods)."""
+    def _call_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
+        """Key and checked tags of a call (``self``/``cls`` dropped for methods)."""
         kargs = args[1:] if self._kb.skip_first else args
-        tags = _call_tags(self._tags, self._kb, kargs, kwargs) if self._tags is not None else ()
+        tags = validate_tags(_call_tags(self._tags, self._kb, kargs, kwargs)) if self._tags is not None else ()
         return self.key(*kargs, **kwargs), tags
 
     def __get__(self, obj: object, objtype: type | None = None) -> Any:
@@ -167,7 +167,7 @@ class CachedFunction(_Memoized, Generic[P, R]):
         tags: Callable[..., Iterable[str]] | None,
         key: Callable[..., str] | None,
     ) -> None:
-        super().__init__(fn, ttl=ttl, tags=tags, key=key)
+        super().__init__(fn, ttl=cache._ttl_of(ttl), tags=tags, key=key)  # None: the cache's default TTL
         self._cache = cache
         self._fn = fn
 
@@ -179,7 +179,8 @@ class CachedFunction(_Memoized, Generic[P, R]):
         """Return the cached result for these arguments, calling the function on a miss."""
         k, tags = self._call_key(args, kwargs)
         fn = self._fn
-        return self._cache.get_or_load(k, lambda: fn(*args, **kwargs), ttl=self._ttl, tags=tags)
+        cache = self._cache
+        return cache._get_or_load(cache._key(k), lambda: fn(*args, **kwargs), self._ttl, tags)
 
 
 class _BoundCached:
@@ -223,7 +224,7 @@ class AsyncCachedFunction(_Memoized, Generic[P, R]):
         tags: Callable[..., Iterable[str]] | None,
         key: Callable[..., str] | None,
     ) -> None:
-        super().__init__(fn, ttl=ttl, tags=tags, key=key)
+        super().__init__(fn, ttl=cache._ttl_of(ttl), tags=tags, key=key)  # None: the cache's default TTL
         self._cache = cache
         self._fn = fn
         if hasattr(inspect, "markcoroutinefunction"):  # Python >= 3.12
@@ -237,4 +238,5 @@ class AsyncCachedFunction(_Memoized, Generic[P, R]):
         """Return the cached result for these arguments, awaiting the function on a miss."""
         k, tags = self._call_key(args, kwargs)
         fn = self._fn
-        return await self._cache.get_or_load(k, lambda: fn(*args, **kwargs), ttl=self._ttl, tags=tags)
+        cache = self._cache
+        return await cache._get_or_load(cache._key(k), lambda: fn(*args, **kwargs), self._ttl, tags)

@@ -158,9 +158,12 @@ class AsyncEngine:
             InvalidKeyError, InvalidTTLError: bad key, ttl or tags (before anything is read).
             EncodeError, ValueTooLargeError: the loader's result cannot be cached.
         """
-        k = self._key(key)
-        ttl_ = self._ttl_of(ttl)
-        tags_ = validate_tags(tags)
+        return await self._get_or_load(self._key(key), loader, self._ttl_of(ttl), validate_tags(tags))
+
+    async def _get_or_load(
+        self, k: str, loader: Callable[[], Awaitable[T]], ttl_: float | None, tags_: tuple[str, ...]
+    ) -> T:
+        """:meth:`get_or_load` on checked input (the decorator checks its TTL once, at decoration)."""
         value = await self._lookup(k)
         if value is not MISSING:
             return value  # type: ignore[no-any-return]
