@@ -1,4 +1,4 @@
-"""Test helpers shipped with stratacache: :class:`FakeClock` and the :class:`TierContract` suite.
+"""Test helpers shipped with stratacache: :class:`FakeClock`, the :class:`TierContract` suite and ``staleness``.
 
 ``TierContract`` (which needs pytest, imported only when you use it) is the behaviour every tier configuration
 must show, through both facades. A third-party tier (a :class:`~stratacache.tiers.TierSpec` subclass) runs it by
@@ -7,6 +7,10 @@ subclassing and overriding :meth:`TierContract.tiers`::
     class TestMyTier(TierContract):
         def tiers(self, tmp_path):
             return (MemoryTier(max_bytes="4MiB"), MyTier(..., max_bytes="1MiB"))
+
+``staleness`` (imported only when you use it: ``from stratacache.testing import staleness``) records versioned
+writes, invalidations and reads in a ``staleness.History`` and checks that no read returned a version older than
+one whose invalidation had completed before the read started.
 """
 
 from __future__ import annotations
@@ -15,9 +19,10 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    from stratacache import _staleness as staleness
     from stratacache._contract import TierContract
 
-__all__ = ["FakeClock", "TierContract"]
+__all__ = ["FakeClock", "TierContract", "staleness"]
 
 
 def __getattr__(name: str) -> Any:
@@ -25,6 +30,10 @@ def __getattr__(name: str) -> Any:
         from stratacache._contract import TierContract
 
         return TierContract
+    if name == "staleness":
+        import stratacache._staleness as staleness
+
+        return staleness
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
