@@ -8,7 +8,7 @@ Record a history of versioned writes and of reads, then ask whether any read was
     ...                                        # in the writer, after the commit:
     history.write_committed(key, 2)
     cache.delete(key)
-    history.invalidation_done(key, 2)           # the invalidation has returned
+    history.invalidation_done(key, 2)          # the invalidation has returned
     report = history.check()
     assert report.stale_reads == 0, report.examples
 
@@ -24,8 +24,9 @@ it returned (what :meth:`History.reading` and the default ``at`` of :meth:`Histo
 every read it reports stale really was. Times from several threads must come from one clock
 (:func:`time.monotonic` by default; inject another, e.g. ``FakeClock().monotonic``).
 
-The history keeps every read until :meth:`History.check`, which is exact whatever the order the events were
-recorded in. Everything here is the standard library and thread-safe (one lock); nothing sleeps.
+By default the history keeps every read until :meth:`History.check`, which is then exact whatever the order the
+events were recorded in; ``History(keep_reads=False)`` judges reads as they come, for long runs.
+Everything here is the standard library and thread-safe (one lock); nothing sleeps.
 """
 
 from __future__ import annotations
@@ -110,24 +111,37 @@ class Read:
 class History:
     """A thread-safe record of versioned writes, invalidations and reads, checked for bounded staleness.
 
+    By default every read is kept until :meth:`check`, which is then exact whatever the order events were
+    recorded in. ``keep_reads=False`` judges each read as it is recorded, against the invalidations recorded
+    before it, and keeps only the counts and the examples: memory stays bounded over long runs. That is exact
+    when invalidations take the default ``at`` (the clock is read under the history's lock, so an invalidation
+    that completed before a read started is always recorded before that read ends); an explicit ``at`` earlier
+    than the start of a read of the same key already judged is refused.
+
     Args:
         clock: the time source of every default timestamp (and of :meth:`reading`); it must be shared by all
             threads recording into this history. Default: :func:`time.monotonic`.
         max_examples: how many stale reads :meth:`check` reports in detail.
+        keep_reads: keep every read for :meth:`check` (``True``), or judge reads as they are recorded.
 
     Raises:
         ValueError: ``max_examples`` is negative.
     """
 
-    def __init__(self, *, clock: Callable[[], float] = time.monotonic, max_examples: int = 10) -> None:
+    def __init__(
+        self, *, clock: Callable[[], float] = time.monotonic, max_examples: int = 10, keep_reads: bool = True
+    ) -> None:
         if max_examples < 0:
             raise ValueError("max_examples must not be negative")
         self._clock = clock
         self._max_examples = max_examples
+        self._keep_reads = keep_reads
         self._lock = threading.Lock()
         self._commits: dict[Hashable, dict[int, float]] = {}
-        self._invalidations: dict[Hashable, list[tuple[float, int]]] = {}
+        self._index: dict[Hashable, _KeyIndex] = {}
         self._reads: list[tuple[Hashable, int | None, float, float]] = []
+        self._judged = _Tally(max_examples)  # reads judged as recorded (keep_reads=False)
+        self._judged_start: dict[Hashable, float] = {}  # per key, the latest start of a judged read
         self._writes = 0
         self._invalidation_count = 0
 
@@ -157,11 +171,20 @@ class History:
 
         Raises:
             TypeError: ``version`` is not an ``int``.
+            ValueError: with ``keep_reads=False``, ``at`` is before the start of a read of ``key`` already judged.
         """
         _check_version(version)
         with self._lock:
             when = self._clock() if at is None else float(at)
-            self._invalidations.setdefault(key, []).append((when, version))
+            if at is not None and when < self._judged_start.get(key, when):
+                raise ValueError(
+                    f"invalidation of {key!r} at {when} is earlier than a read already judged without it "
+                    "(keep_reads=False): record it before, or leave `at` to the history's clock"
+                )
+            index = self._index.get(key)
+            if index is None:
+                index = self._index[key] = _KeyIndex()
+            index.add(when, version)
             self._invalidation_count += 1
 
     def read(self, key: Hashable, version: int | None, start: float, end: float) -> None:
@@ -177,8 +200,14 @@ class History:
             _check_version(version)
         if end < start:
             raise ValueError(f"a read cannot end ({end}) before it starts ({start})")
+        start, end = float(start), float(end)
         with self._lock:
-            self._reads.append((key, version, float(start), float(end)))
+            if self._keep_reads:
+                self._reads.append((key, version, start, end))
+                return
+            self._judge(self._judged, key, version, start, end)
+            if version is not None and start > self._judged_start.get(key, start - 1.0):
+                self._judged_start[key] = start
 
     def reading(self, key: Hashable) -> _Reading:
         """Time one read of ``key``: ``with history.reading(key) as r: r.version = ...``.
@@ -194,49 +223,59 @@ class History:
         The history is left as it is: record more and check again.
         """
         with self._lock:
-            reads = list(self._reads)
-            invalidations = {k: sorted(v) for k, v in self._invalidations.items()}
-            commits = {k: dict(v) for k, v in self._commits.items()}
-            writes, invalidation_count = self._writes, self._invalidation_count
-        index = {key: _KeyIndex(events) for key, events in invalidations.items()}
-        checked = misses = stale = 0
-        worst = 0.0
-        examples: list[StaleRead] = []
-        for key, version, start, end in reads:
-            if version is None:
-                misses += 1
-                continue
-            checked += 1
-            key_index = index.get(key)
-            found = None if key_index is None else key_index.stale(version, start)
-            if found is None:
-                continue
-            stale += 1
-            newer, invalidated_at, first_newer = found
-            staleness = start - invalidated_at
-            worst = max(worst, staleness)
-            if len(examples) < self._max_examples:
-                examples.append(
-                    StaleRead(
-                        key=key,
-                        version=version,
-                        newer_version=newer,
-                        start=start,
-                        end=end,
-                        invalidated_at=invalidated_at,
-                        committed_at=commits.get(key, {}).get(first_newer),
-                        staleness=staleness,
-                    )
+            tally = self._judged.copy()
+            for key, version, start, end in self._reads:
+                self._judge(tally, key, version, start, end)
+            return Report(
+                reads=tally.checked,
+                misses=tally.misses,
+                stale_reads=tally.stale,
+                examples=tuple(tally.examples),
+                max_staleness=tally.worst,
+                writes=self._writes,
+                invalidations=self._invalidation_count,
+            )
+
+    def _judge(self, tally: _Tally, key: Hashable, version: int | None, start: float, end: float) -> None:
+        """Add one read to ``tally`` (the lock is held)."""
+        if version is None:
+            tally.misses += 1
+            return
+        tally.checked += 1
+        index = self._index.get(key)
+        found = None if index is None else index.stale(version, start)
+        if found is None:
+            return
+        newer, invalidated_at, first_newer = found
+        staleness = start - invalidated_at
+        tally.stale += 1
+        tally.worst = max(tally.worst, staleness)
+        if len(tally.examples) < tally.max_examples:
+            tally.examples.append(
+                StaleRead(
+                    key=key,
+                    version=version,
+                    newer_version=newer,
+                    start=start,
+                    end=end,
+                    invalidated_at=invalidated_at,
+                    committed_at=self._commits.get(key, {}).get(first_newer),
+                    staleness=staleness,
                 )
-        return Report(
-            reads=checked,
-            misses=misses,
-            stale_reads=stale,
-            examples=tuple(examples),
-            max_staleness=worst,
-            writes=writes,
-            invalidations=invalidation_count,
-        )
+            )
+
+
+@dataclass(slots=True)
+class _Tally:
+    max_examples: int
+    checked: int = 0
+    misses: int = 0
+    stale: int = 0
+    worst: float = 0.0
+    examples: list[StaleRead] = field(default_factory=list)
+
+    def copy(self) -> _Tally:
+        return _Tally(self.max_examples, self.checked, self.misses, self.stale, self.worst, list(self.examples))
 
 
 class _KeyIndex:
@@ -244,13 +283,22 @@ class _KeyIndex:
 
     __slots__ = ("_at", "_max", "_version")
 
-    def __init__(self, events: list[tuple[float, int]]) -> None:
-        self._at = [at for at, _ in events]
-        self._version = [v for _, v in events]
+    def __init__(self) -> None:
+        self._at: list[float] = []
+        self._version: list[int] = []
+        self._max: list[int] = []
+
+    def add(self, at: float, version: int) -> None:
+        """Insert an invalidation (in time order: an append, unless recorded late)."""
+        i = bisect.bisect_right(self._at, at)
+        self._at.insert(i, at)
+        self._version.insert(i, version)
         running: list[int] = []
-        for v in self._version:
-            running.append(v if not running else max(running[-1], v))
-        self._max = running
+        top = self._max[i - 1] if i else version
+        for v in self._version[i:]:
+            top = max(top, v)
+            running.append(top)
+        self._max[i:] = running
 
     def stale(self, version: int, start: float) -> tuple[int, float, int] | None:
         """``(newest version invalidated before start, when the first newer one was, its version)`` or None."""

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 import threading
 
 import pytest
@@ -228,3 +229,71 @@ def test_thread_safety_smoke() -> None:
     assert (report.writes, report.invalidations) == (per_thread, per_thread)
     assert 0 <= report.stale_reads <= report.reads
     assert len(report.examples) <= 10
+
+
+# ---------------------------------------------------------------------------------------------- keep_reads=False
+
+
+def _brute_force(
+    invalidations: list[tuple[str, int, float]], reads: list[tuple[str, int, float, float]]
+) -> list[tuple[str, int, int]]:
+    """The rule, literally: (key, version, newest version invalidated strictly before the start) per stale read."""
+    stale = []
+    for key, version, start, _end in reads:
+        newer = [v for k, v, at in invalidations if k == key and at < start and v > version]
+        if newer:
+            stale.append((key, version, max(v for k, v, at in invalidations if k == key and at < start)))
+    return stale
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_both_modes_agree_with_the_rule_on_a_random_history(seed: int) -> None:
+    rng = random.Random(seed)
+    clock = FakeClock()
+    kept = staleness.History(clock=clock.monotonic, max_examples=1000)
+    judged = staleness.History(clock=clock.monotonic, max_examples=1000, keep_reads=False)
+    versions = {"a": 1, "b": 1, "c": 1}
+    invalidations: list[tuple[str, int, float]] = []
+    reads: list[tuple[str, int, float, float]] = []
+    for _ in range(400):
+        clock.advance(rng.choice([0.0, 0.5, 1.0]))
+        key = rng.choice("abc")
+        if rng.random() < 0.2:
+            versions[key] += 1
+            invalidations.append((key, versions[key], clock.monotonic()))
+            for h in (kept, judged):
+                h.invalidation_done(key, versions[key])
+        else:
+            start = clock.monotonic() - rng.choice([0.0, 0.5, 2.0])
+            version = max(1, versions[key] - rng.choice([0, 0, 0, 1, 2]))
+            reads.append((key, version, start, clock.monotonic()))
+            for h in (kept, judged):
+                h.read(key, version, start, clock.monotonic())
+    expected = _brute_force(invalidations, reads)
+    assert expected  # the history does contain stale reads
+    for report in (kept.check(), judged.check()):
+        assert report.reads == len(reads)
+        assert [(e.key, e.version, e.newer_version) for e in report.examples] == expected
+
+
+def test_judging_as_recorded_keeps_no_reads() -> None:
+    h = staleness.History(keep_reads=False, max_examples=2)
+    h.invalidation_done("k", 2, at=1.0)
+    for i in range(100):
+        h.read("k", 1, 2.0 + i, 2.0 + i)
+    h.read("k", None, 3.0, 4.0)
+    report = h.check()
+    assert (report.reads, report.misses, report.stale_reads, len(report.examples)) == (100, 1, 100, 2)
+    assert h._reads == []  # the point of the mode
+    assert h.check() == report
+
+
+def test_judging_as_recorded_refuses_an_invalidation_older_than_a_judged_read() -> None:
+    h = staleness.History(keep_reads=False)
+    h.read("k", 1, 7.0, 8.0)
+    h.invalidation_done("other", 2, at=1.0)  # another key: fine
+    h.invalidation_done("k", 2, at=7.0)  # not before the start: fine
+    with pytest.raises(ValueError, match="already judged"):
+        h.invalidation_done("k", 3, at=6.0)
+    h.invalidation_done("k", 3)  # the history's clock: always fine
+    assert h.check().stale_reads == 0
