@@ -3,7 +3,9 @@
 - :func:`build_database` creates ``items(id, name, version, payload)``; :func:`connect`, :func:`fetch_item` and
   :func:`read_versions` read it.
 - :class:`ZipfSampler` draws the rows that readers and the writer touch (a few hot rows, a long tail).
-- :class:`StalenessTracker` decides, honestly, whether a read was stale.
+- Staleness is decided, honestly, by :class:`stratacache._staleness.History` (public as
+  ``stratacache.testing.staleness``); :func:`stale_reads_of` turns its report into the demo's :class:`StaleRead`
+  examples, and :class:`StalenessTracker` is its front end on a logical clock.
 - :class:`UncachedBackend` and :class:`StrataBackend` are the two ways a phase reads a row.
 
 The run itself (phases, threads, results) lives in :mod:`stratacache.demo`, which re-exports the public names
@@ -18,13 +20,16 @@ import random
 import sqlite3
 import threading
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, TypedDict
+from typing import TYPE_CHECKING, Protocol, TypedDict, cast
+
+from stratacache._staleness import History
 
 if TYPE_CHECKING:
     from collections.abc import Callable
     from pathlib import Path
 
     import stratacache as sc
+    from stratacache._staleness import Report
 
 __all__ = [
     "Backend",
@@ -38,6 +43,7 @@ __all__ = [
     "connect",
     "fetch_item",
     "read_versions",
+    "stale_reads_of",
 ]
 
 _SELECT = "SELECT id, name, version, payload FROM items WHERE id = ?"
@@ -136,57 +142,69 @@ class ZipfSampler:
 
 
 class StalenessTracker:
-    """Per row, the newest version whose write *and* invalidation have completed, with a global sequence number.
+    """The staleness check on a logical clock: a front end to :class:`stratacache._staleness.History`.
 
-    A reader calls :meth:`due` before its read and :meth:`check` after it; the writer calls :meth:`completed`
-    after its commit and its invalidation have both returned. A read that starts after that call and still
-    returns an older version is stale: the cache served a value it had been told was gone. A read that overlaps
-    the write may return either version and is never counted.
+    The demo's phases record reads and invalidations in a ``History`` on the monotonic clock directly; this
+    class keeps the earlier interface for callers that count events instead of reading a clock. A reader calls
+    :meth:`due` before its read and :meth:`check` after it; the writer calls :meth:`completed` after its commit
+    and its invalidation have both returned. Each completion is one tick of the logical clock, and a read is
+    recorded as starting just after the completion that made its ``due`` version due, so the history's rule
+    (stale: a newer version's invalidation completed before the read started) is the same as ``got < due``. A
+    read that overlaps the write may return either version and is never counted.
     """
 
     def __init__(self, versions: dict[int, int] | None = None) -> None:
         self._lock = threading.Lock()
-        self._due: dict[int, tuple[int, int]] = {k: (v, 0) for k, v in (versions or {}).items()}
+        self._history = History(max_examples=_MAX_STALE_EXAMPLES, keep_reads=False)
+        self._bars: dict[int, tuple[list[int], list[int]]] = {}  # per row: versions as they became due, and ticks
         self._seq = 0
-        self._stale = 0
-        self._examples: list[StaleRead] = []
+        for row_id, version in (versions or {}).items():
+            self._bars[row_id] = ([version], [0])
+            self._history.invalidation_done(row_id, version, at=0.0)
 
     def due(self, row_id: int) -> int:
         """The version a read of ``row_id`` starting now must return at least."""
         with self._lock:
-            entry = self._due.get(row_id)
-        return 0 if entry is None else entry[0]
+            bar = self._bars.get(row_id)
+            return 0 if bar is None else bar[0][-1]
 
     def completed(self, row_id: int, version: int) -> int:
         """Record that ``version`` of ``row_id`` is committed and invalidated; return the event's sequence."""
         with self._lock:
             self._seq += 1
-            old = self._due.get(row_id)
-            if old is None or version > old[0]:
-                self._due[row_id] = (version, self._seq)
+            bar = self._bars.setdefault(row_id, ([], []))
+            if not bar[0] or version > bar[0][-1]:  # an older completion never moves the bar back
+                bar[0].append(version)
+                bar[1].append(self._seq)
+            self._history.invalidation_done(row_id, version, at=float(self._seq))
             return self._seq
 
     def check(self, row_id: int, due: int, got: int) -> bool:
-        """Whether a read of ``row_id`` that began when ``due`` was due, and returned ``got``, is stale (counted)."""
-        if got >= due:
-            return False
+        """Whether a read of ``row_id`` that returned ``got`` is stale (then it is counted).
+
+        ``due`` is what :meth:`due` returned when the read began.
+        """
         with self._lock:
-            self._stale += 1
-            if len(self._examples) < _MAX_STALE_EXAMPLES:
-                self._examples.append(StaleRead(row_id, got, due))
-        return True
+            versions, ticks = self._bars.get(row_id, ([], []))
+            i = bisect.bisect_right(versions, due)  # the bar the read started under
+            start = (ticks[i - 1] if i else 0) + 0.5
+            self._history.read(row_id, got, start, start)
+            return i > 0 and got < versions[i - 1]
 
     @property
     def stale_reads(self) -> int:
         """Stale reads counted so far."""
-        with self._lock:
-            return self._stale
+        return self._history.check().stale_reads
 
     @property
     def examples(self) -> tuple[StaleRead, ...]:
         """The first few stale reads."""
-        with self._lock:
-            return tuple(self._examples)
+        return stale_reads_of(self._history.check())
+
+
+def stale_reads_of(report: Report) -> tuple[StaleRead, ...]:
+    """The examples of a staleness ``report`` as the demo reports them (``row_id``, ``got``, ``due``)."""
+    return tuple(StaleRead(cast("int", e.key), e.version, e.newer_version) for e in report.examples)
 
 
 # ---------------------------------------------------------------------------------------------- backends

@@ -11,7 +11,8 @@ Readers pick rows from a seeded Zipf distribution (a few hot rows, a long tail).
 writes: it bumps a row's ``version`` and commits, then invalidates the row's tag, then records that the new
 version is *due*. Every value a reader gets is checked against that record, honestly: a read is **stale** only if
 it returned a version older than one whose write *and* invalidation had completed before the read started
-(:class:`StalenessTracker`). Reads racing a write may legitimately return either version.
+(the ``History`` of :mod:`stratacache.testing.staleness`). Reads racing a write may legitimately return either
+version.
 
 A point query on a local SQLite file costs a few microseconds, less than any cache miss, which is not what a
 cache sits in front of. So every database query also pays a modelled network round trip (``db_latency``,
@@ -37,6 +38,7 @@ from typing import TYPE_CHECKING, Any
 
 import stratacache as sc
 from stratacache._demo_workload import (
+    _MAX_STALE_EXAMPLES,
     Backend,
     Item,
     StalenessTracker,
@@ -47,8 +49,9 @@ from stratacache._demo_workload import (
     build_database,
     connect,
     fetch_item,
-    read_versions,
+    stale_reads_of,
 )
+from stratacache._staleness import History
 
 if TYPE_CHECKING:
     import sqlite3
@@ -283,14 +286,14 @@ def run_phase(
     latencies = sorted(itertools.chain.from_iterable(s.latencies for s in phase.states))
     requests = len(latencies)
     stats = backend.stats()
-    tracker = phase.tracker
+    report = phase.history.check()
     return PhaseResult(
         name=backend.name,
         seconds=seconds,
         requests=requests,
         db_queries=sum(s.db_queries for s in phase.states),
         writes=phase.writes,
-        stale_reads=tracker.stale_reads,
+        stale_reads=report.stale_reads,
         wrong_rows=sum(s.wrong_rows for s in phase.states),
         throughput=requests / seconds if seconds > 0 else 0.0,
         p50_us=_percentile(latencies, 0.50) / 1000,
@@ -300,7 +303,7 @@ def run_phase(
         tiers=() if stats is None else tuple(_tier_result(t) for t in stats.tiers),
         loads=0 if stats is None else stats.loads,
         coalesced=0 if stats is None else stats.coalesced,
-        stale_examples=tracker.examples,
+        stale_examples=stale_reads_of(report),
     )
 
 
@@ -323,7 +326,8 @@ class _Phase:
         self.seed = seed
         self.write_rate = write_rate
         self.db_latency = db_latency
-        self.tracker = StalenessTracker(read_versions(db_path))
+        # judged as recorded: memory stays bounded however long the phase runs
+        self.history = History(max_examples=_MAX_STALE_EXAMPLES, keep_reads=False)
         self.stop = threading.Event()
         self.states: list[_ReaderState] = []
         self.writes = 0
@@ -375,7 +379,7 @@ class _Phase:
         state = self.states[index]
         rng = random.Random(self.seed * 1_000_003 + index)  # noqa: S311 - a load model
         latencies, clock, stop = state.latencies, time.perf_counter_ns, self.stop
-        sample, read, tracker, latency = self.sampler.sample, self.backend.read, self.tracker, self.db_latency
+        sample, read, history, latency = self.sampler.sample, self.backend.read, self.history, self.db_latency
 
         def load_row(row_id: int) -> Item:
             state.db_queries += 1
@@ -387,13 +391,13 @@ class _Phase:
         self._start.wait()
         while not stop.is_set():
             row_id = sample(rng)
-            due = tracker.due(row_id)
+            start = history.now()  # before the read is issued, so a stale verdict is never a false alarm
             t0 = clock()
             item = read(row_id, functools.partial(load_row, row_id))
             latencies.append(clock() - t0)
             if item["id"] != row_id:
                 state.wrong_rows += 1
-            tracker.check(row_id, due, item["version"])
+            history.read(row_id, item["version"], start, history.now())
 
     def _write_loop(self, conn: sqlite3.Connection) -> None:
         rng = random.Random(self.seed * 1_000_003 - 1)  # noqa: S311 - a load model
@@ -414,8 +418,9 @@ class _Phase:
                 conn.execute("ROLLBACK")
                 raise
             conn.execute("COMMIT")
+            self.history.write_committed(row_id, int(version))
             self.backend.invalidate(row_id)  # the write is complete once its invalidation has returned
-            self.tracker.completed(row_id, int(version))
+            self.history.invalidation_done(row_id, int(version))
             self.writes += 1
             next_at += interval
             self.stop.wait(max(0.0, next_at - time.monotonic()))
