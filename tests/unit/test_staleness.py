@@ -269,11 +269,21 @@ def test_both_modes_agree_with_the_rule_on_a_random_history(seed: int) -> None:
             reads.append((key, version, start, clock.monotonic()))
             for h in (kept, judged):
                 h.read(key, version, start, clock.monotonic())
+    shuffled = staleness.History(max_examples=1000)  # the same events, recorded in any order, explicit times
+    order = [(0, i) for i in range(len(invalidations))] + [(1, i) for i in range(len(reads))]
+    rng.shuffle(order)
+    for kind, i in order:
+        if kind == 0:
+            shuffled.invalidation_done(*invalidations[i][:2], at=invalidations[i][2])
+        else:
+            shuffled.read(*reads[i])
     expected = _brute_force(invalidations, reads)
     assert expected  # the history does contain stale reads
     for report in (kept.check(), judged.check()):
         assert report.reads == len(reads)
         assert [(e.key, e.version, e.newer_version) for e in report.examples] == expected
+    report = shuffled.check()
+    assert sorted((e.key, e.version, e.newer_version) for e in report.examples) == sorted(expected)
 
 
 def test_judging_as_recorded_keeps_no_reads() -> None:
