@@ -105,7 +105,7 @@ class Read:
     key: Hashable
     start: float
     version: int | None = None
-    end: float | None = field(default=None)
+    end: float | None = None
 
 
 class History:
