@@ -10,7 +10,7 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import harness, report, suites
+from benchmarks import harness, hitrate, report, suites
 
 DEFAULT_REPEATS = 40
 DEFAULT_TARGET_MS = 30.0
@@ -64,12 +64,17 @@ def run(chosen: list[str], *, out: Path, repeats: int, target_ms: float, quick: 
     asyncio.set_event_loop(loop)
     ctx = suites.Context(loop=loop, tmp_root=tmp_root)
     close_problems: list[str] = []
+    timed = [s for s in chosen if s in suites.TIMED]
+    hit_ratios: dict[str, object] | None = None
     try:
         log(f"setting up suites {', '.join(chosen)}")
         cases = suites.build(chosen, ctx)
         env = report.environment(ctx.tmpdir)
         log(f"timing {sum(c.ok for c in cases)} cases, {repeats} repeats of ~{target_ms:g} ms")
         harness.run_cases(cases, repeats=repeats, target_ms=target_ms, log=log)
+        if "hitrate" in chosen:
+            log("replaying the hit-ratio traces")
+            hit_ratios = hitrate.run(log)
     finally:
         close_problems = ctx.close()
         loop.run_until_complete(loop.shutdown_asyncgens())
@@ -99,7 +104,11 @@ def run(chosen: list[str], *, out: Path, repeats: int, target_ms: float, quick: 
         "table": report.rows(cases),
         "teardown_problems": close_problems,
     }
-    md = report.markdown(doc)
+    if hit_ratios is not None:
+        doc["hitrate"] = hit_ratios
+    md = report.markdown(doc) if timed else f"# stratacache hit ratios ({doc['started_at']})\n"
+    if hit_ratios is not None:
+        md += "\n" + hitrate.markdown(hit_ratios)
     out.mkdir(parents=True, exist_ok=True)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     text = json.dumps(doc, indent=1) + "\n"

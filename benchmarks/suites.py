@@ -5,6 +5,8 @@
 - ``deco``: a memoized function called with arguments whose results are already cached, sync and async.
 - ``sqlite``: get (hit) and set (overwrite) against an embedded on-disk store, 10,000 keys pre-filled; both
   libraries write into one temporary directory, so they share a disk and a filesystem.
+- ``hitrate``: not timed; seeded key traces replayed with ``stratacache.simulate`` to compare hit ratios
+  (``benchmarks/hitrate.py``, run by the CLI outside the timing harness).
 
 Every case is checked before and after timing (a "hit" case that missed, or a decorator that called its
 function again, would time the wrong thing); problems are recorded in the results.
@@ -27,7 +29,8 @@ if TYPE_CHECKING:
     import asyncio
     from collections.abc import Callable, Sequence
 
-SUITES = ("l1", "deco", "sqlite")
+SUITES = ("l1", "deco", "sqlite", "hitrate")
+TIMED = ("l1", "deco", "sqlite")
 
 N_KEYS = 10_000
 N_ARGS = 1_000
@@ -212,6 +215,8 @@ def build(suites: Sequence[str], ctx: Context) -> list[Case]:
             _deco_cases(ctx, is_async=True)
         elif suite == "sqlite":
             _kv_cases(ctx, "sqlite", lambda a: a.disk(ctx.disk_dir()), SQLITE_PEERS)
+        elif suite == "hitrate":
+            continue  # no timed case: see benchmarks/hitrate.py
         else:  # pragma: no cover - the CLI validates suite names
             raise ValueError(f"unknown suite {suite!r}")
     return ctx.cases
