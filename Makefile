@@ -33,7 +33,7 @@ test: $(VENV)/.installed-all+test+lint
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed-all+bench
-	$(PY) -m benchmarks run l1 deco sqlite --out benchmarks/results/
+	$(PY) -m benchmarks run l1 deco sqlite hitrate --out benchmarks/results/
 
 lint: $(VENV)/.installed-all+test+lint
 	$(BIN)/ruff check src tests benchmarks scripts
