@@ -72,7 +72,7 @@ def _row(name: str, *, requests: int, distinct: int, cap: int, share: str, ratio
 def _delta(points: float | None, met: bool | None) -> str:
     if points is None:
         return "—"
-    return f"{points:+.1f} {'✓' if met else '✗ **missed**'}"
+    return f"{points:+.2f} {'✓' if met else '✗ **missed**'}"
 
 
 def markdown(hr: dict[str, Any]) -> str:
