@@ -298,7 +298,7 @@ def test_bad_config_is_refused(kwargs: dict[str, object]) -> None:
 
 # ------------------------------------------------------------------------------------------ the CLI
 
-typer_testing = pytest.importorskip("typer.testing")
+import typer.testing as typer_testing  # noqa: E402 - make test installs the cli extra: a missing one fails
 
 
 def test_cli_json_via_clirunner() -> None:

@@ -15,7 +15,7 @@ from stratacache.simulate import DEFAULT_POLICIES, missing_policies
 if TYPE_CHECKING:
     from pathlib import Path
 
-typer_testing = pytest.importorskip("typer.testing")
+import typer.testing as typer_testing
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 
@@ -78,7 +78,6 @@ def test_csv_gzip(tmp_path: Path) -> None:
 
 
 def test_plot_writes_a_png(trace: Path, tmp_path: Path) -> None:
-    pytest.importorskip("matplotlib")
     out = tmp_path / "plot.png"
     result = _invoke(str(trace), "-c", "10", "-c", "100", "--plot", str(out))
     assert result.exit_code == 0, result.output

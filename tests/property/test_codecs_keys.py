@@ -108,7 +108,6 @@ def test_json_round_trips(value: Any) -> None:
 @SETTINGS
 @given(value=msgpack_values)
 def test_zstd_wrapped_msgpack_round_trips(value: Any) -> None:
-    pytest.importorskip("zstandard")
     codec = resolve_codec("msgpack+zstd")
     assert same(codec.decode(codec.encode(value, "k"), "k"), value)
     big = [value] * 200  # above the compression threshold
