@@ -18,6 +18,7 @@ PKG = ROOT / "src" / "stratacache"
 # (async source, generated sync module)
 FILES = [
     (PKG / "core" / "engine.py", PKG / "_sync" / "engine.py"),
+    (PKG / "tiers" / "redis.py", PKG / "_sync" / "redis.py"),
 ]
 
 # Whole-token substitutions, applied in order.
@@ -25,6 +26,10 @@ TOKENS = [
     (r"\bAsyncEngine\b", "Engine"),
     (r"\bAsyncStore\b", "Store"),
     (r"\bAsyncSingleFlight\b", "SingleFlight"),
+    (r"\bAsyncRedisStore\b", "RedisStore"),
+    (r"\bredis\.asyncio\b", "redis"),
+    (r"\baclose\(\)", "close()"),
+    (r"stratacache\.tiers\.redis\b(?!_)", "stratacache._sync.redis"),
     (r"\barun_blocking\b", "run_blocking"),
     (r"\b__aenter__\b", "__enter__"),
     (r"\b__aexit__\b", "__exit__"),

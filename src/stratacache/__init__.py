@@ -30,7 +30,7 @@ from stratacache.errors import (
     ValueTooLargeError,
 )
 from stratacache.metrics.stats import Stats, TierStats
-from stratacache.tiers import MemoryTier, SQLiteTier, TierSpec
+from stratacache.tiers import MemoryTier, RedisTier, SQLiteTier, TierSpec
 
 __version__ = "0.1.0"
 
@@ -49,6 +49,7 @@ __all__ = [
     "JsonCodec",
     "MemoryTier",
     "MsgpackCodec",
+    "RedisTier",
     "SQLiteTier",
     "SerializationError",
     "SignatureError",

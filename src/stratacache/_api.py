@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import inspect
 import random
-from typing import TYPE_CHECKING, Any, ParamSpec, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar, overload
 
 from stratacache._sync.engine import Engine
 from stratacache.codecs.base import resolve_codec
@@ -18,13 +18,13 @@ from stratacache.core.engine import AsyncEngine
 from stratacache.core.keys import validate_namespace
 from stratacache.decorators import AsyncCachedFunction, CachedFunction
 from stratacache.errors import ConfigError
-from stratacache.tiers.base import BlockingStoreAdapter
+from stratacache.tiers.redis_spec import RedisTier
 from stratacache.tiers.specs import MemoryTier, SQLiteTier, TierSpec
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
 
-    from stratacache._types import Clock, Codec, Store
+    from stratacache._types import AsyncStore, Clock, Codec, Store
     from stratacache.tiers.memory import MemoryStore
 
 __all__ = ["AsyncCache", "Cache", "open"]
@@ -33,7 +33,11 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _DEFAULT_TTL = 300.0
-_SCHEMES: dict[str, type[MemoryTier | SQLiteTier]] = {"memory": MemoryTier, "sqlite": SQLiteTier}
+_SCHEMES: dict[str, type[MemoryTier | SQLiteTier | RedisTier]] = {
+    "memory": MemoryTier,
+    "sqlite": SQLiteTier,
+    **dict.fromkeys(("redis", "rediss", "unix", "redis+sentinel", "redis+cluster"), RedisTier),
+}
 
 
 def _engine_kwargs(
@@ -46,7 +50,8 @@ def _engine_kwargs(
     clock: Clock | None,
     ttl_jitter: float,
     rng: random.Random | None,
-) -> tuple[dict[str, Any], list[Store]]:
+    asynchronous: bool,
+) -> tuple[dict[str, Any], list[Store | AsyncStore]]:
     """Validate every argument, then build the stores; nothing is opened if anything is wrong."""
     ns = validate_namespace(namespace)
     ttl_ = validate_ttl(ttl)
@@ -62,14 +67,14 @@ def _engine_kwargs(
     clock_ = SYSTEM_CLOCK if clock is None else clock
     l1_spec = specs[0] if isinstance(specs[0], MemoryTier) else None
     l1: MemoryStore | None = l1_spec.build() if l1_spec is not None else None
-    lower: list[Store] = []
+    lower: list[Store | AsyncStore] = []
     try:
         for spec in specs[1:] if l1_spec is not None else specs:
             assert isinstance(spec, TierSpec)  # only the first tier may be a MemoryTier (checked above)
-            lower.append(spec.build(now=clock_.now))
+            lower.append(spec.build_for(clock_, asynchronous=asynchronous))
     except BaseException:
         for store in lower:
-            store.close()
+            _close_quietly(store)
         raise
     kwargs: dict[str, Any] = {
         "l1": l1,
@@ -84,6 +89,16 @@ def _engine_kwargs(
         "l1_ttl_cap": l1_spec.ttl_cap if l1_spec is not None else None,
     }
     return kwargs, lower
+
+
+def _close_quietly(store: Store | AsyncStore) -> None:
+    """Close a store opened by a constructor that then failed (an async store's close is run to completion)."""
+    result = store.close()
+    if inspect.iscoroutine(result):
+        result.close()  # never awaited: an async store holds nothing that needs the loop before first use
+        sync_close = getattr(store, "close_now", None)
+        if sync_close is not None:
+            sync_close()
 
 
 def _spec_of(tier: object) -> MemoryTier | TierSpec:
@@ -101,13 +116,14 @@ def _spec_from_url(url: str) -> MemoryTier | TierSpec:
     cls = _SCHEMES.get(parsed.scheme)
     if cls is None:
         known = ", ".join(f"{s}://" for s in _SCHEMES)
-        hint = " (Redis arrives with the stratacache[redis] tier)" if parsed.scheme.startswith("redis") else ""
-        raise ConfigError(f"unknown tier scheme {parsed.scheme!r} in {url!r}: use {known}{hint}")
+        raise ConfigError(f"unknown tier scheme {parsed.scheme!r} in {url!r}: use {known}")
     return cls.from_url(parsed)
 
 
 class _Facade:
     """The constructor both facades share: validate every argument, build the stores, start the engine."""
+
+    _asynchronous: ClassVar[bool] = False
 
     def __init__(
         self,
@@ -129,10 +145,11 @@ class _Facade:
             clock=clock,
             ttl_jitter=ttl_jitter,
             rng=rng,
+            asynchronous=self._asynchronous,
         )
         self._start(lower, kwargs)
 
-    def _start(self, lower: list[Store], kwargs: dict[str, Any]) -> None:
+    def _start(self, lower: list[Any], kwargs: dict[str, Any]) -> None:
         raise NotImplementedError
 
 
@@ -157,7 +174,7 @@ class Cache(_Facade, Engine):
         InvalidTTLError: a bad ``ttl``.
     """
 
-    def _start(self, lower: list[Store], kwargs: dict[str, Any]) -> None:
+    def _start(self, lower: list[Any], kwargs: dict[str, Any]) -> None:
         Engine.__init__(self, lower=lower, **kwargs)
 
     @overload
@@ -222,8 +239,10 @@ class AsyncCache(_Facade, AsyncEngine):
     disk. Use ``async with AsyncCache(...) as cache:`` or ``await cache.close()``.
     """
 
-    def _start(self, lower: list[Store], kwargs: dict[str, Any]) -> None:
-        AsyncEngine.__init__(self, lower=[BlockingStoreAdapter(s) for s in lower], **kwargs)
+    _asynchronous = True
+
+    def _start(self, lower: list[Any], kwargs: dict[str, Any]) -> None:
+        AsyncEngine.__init__(self, lower=lower, **kwargs)
 
     @overload
     def cached(self, fn: Callable[P, Awaitable[R]], /) -> AsyncCachedFunction[P, R]: ...

@@ -78,8 +78,12 @@ class Store(Protocol):
         """Store envelopes, replacing what is there, in one batch."""
         ...
 
-    def fence(self) -> int:
-        """A write fence: a token that orders this store's writes; read before a loader runs."""
+    def fence(self, keys: Sequence[str]) -> int:
+        """A write fence for ``keys``, taken before a loader runs and handed to :meth:`fill_many`.
+
+        Any write or delete of one of ``keys`` after the fence (by any process) must make ``fill_many`` refuse
+        that key. A store may fence globally (SQLite: the newest log sequence number) or per key (Redis: a lease).
+        """
         ...
 
     def fill_many(self, items: Sequence[tuple[str, Envelope[bytes]]], since: int) -> list[str]:
@@ -131,7 +135,7 @@ class AsyncStore(Protocol):
         """See :meth:`Store.set_many`."""
         ...
 
-    async def fence(self) -> int:
+    async def fence(self, keys: Sequence[str]) -> int:
         """See :meth:`Store.fence`."""
         ...
 

@@ -64,7 +64,7 @@ class DictStore:
                 self._gens[n] = self._gens.get(n, 0) + 1
             return tuple(self._gens[n] for n in names)
 
-    def fence(self) -> int:
+    def fence(self, keys: Sequence[str]) -> int:
         with self._lock:
             return self._seq
 

@@ -336,7 +336,12 @@ def test_open_with_both_tiers(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     "urls",
     [
-        ("redis://localhost:6379/0",),
+        ("redis://localhost:99999/0",),
+        ("redis://localhost:6379/16",),
+        ("redis+sentinel://127.0.0.1:26379",),
+        ("redis://a:1,b:2/0",),
+        ("redis://localhost:6379/0?timeout=-1",),
+        ("redis://localhost:6379/0?colour=blue",),
         ("ftp://x",),
         ("memory",),
         ("",),

@@ -25,6 +25,7 @@ EXPORTED = [
     "JsonCodec",
     "MemoryTier",
     "MsgpackCodec",
+    "RedisTier",
     "SQLiteTier",
     "SerializationError",
     "SignatureError",
@@ -118,6 +119,8 @@ def test_version() -> None:
 
 def test_import_is_light() -> None:
     """``import stratacache`` pulls no optional extra (zstandard is imported by its codec only when used)."""
-    code = "import sys, stratacache; print(sorted(m for m in ('zstandard', 'typer', 'rich') if m in sys.modules))"
+    code = (
+        "import sys, stratacache; print(sorted(m for m in ('zstandard', 'typer', 'rich', 'redis') if m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=60)
     assert out.stdout.strip() == "[]"

@@ -29,8 +29,12 @@ Coherence
 
 Failures
     A tier error on a read is counted and the read falls through to the next tier or the loader; a read never
-    raises for an outage. A failed write or invalidation drops the L1 copy and raises ``TierError``: it is never
-    lost silently. Bad input (key, TTL, tags, unserializable or oversized value) raises before any tier is touched.
+    raises for an outage. When a tier is *unreachable* (``TierUnavailableError``, ``TierTimeoutError``: a network
+    tier down, blackholed or behind an open breaker), writes to it are dropped and every written, deleted or
+    invalidated key or counter is journaled (``invalidation/journal.py``); the tier is not read again until the
+    journal was replayed to it, and an overflowing journal becomes one namespace bump. Any other failed write or
+    invalidation drops the L1 copy and raises ``TierError``: nothing is lost silently. Bad input (key, TTL, tags,
+    unserializable or oversized value) raises before any tier is touched.
 
 Load-bearing choices
     L1 holds decoded objects (no decode on a hit; callers must not mutate results unless ``copy_on_read``).
@@ -40,14 +44,25 @@ Load-bearing choices
 
 from __future__ import annotations
 
+import contextlib
+import dataclasses
 from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from stratacache._primitives import MISSING
 from stratacache.core.config import validate_ttl
 from stratacache.core.entries import EntryFactory
 from stratacache.core.keys import encode_key, gen_name, key_prefix, validate_tags
-from stratacache.errors import CacheClosedError, DecodeError, InvalidKeyError, TierError, ValueTooLargeError
+from stratacache.errors import (
+    CacheClosedError,
+    DecodeError,
+    InvalidKeyError,
+    TierError,
+    TierTimeoutError,
+    TierUnavailableError,
+    ValueTooLargeError,
+)
 from stratacache.invalidation.generations import Generations
+from stratacache.invalidation.journal import Journal, Replay
 from stratacache.metrics.stats import EngineCounters, Stats, TierStats
 from stratacache.protection.singleflight import SingleFlight
 
@@ -64,6 +79,8 @@ __all__ = ["Engine"]
 
 T = TypeVar("T")
 _STRIPES: Final = 1024
+_OUTAGE: Final = (TierUnavailableError, TierTimeoutError)
+"""Failures that mean a tier is unreachable: writes and invalidations are journaled and replayed, not raised."""
 
 
 def _check_distinct(wanted: list[tuple[Hashable, str]]) -> None:
@@ -123,6 +140,8 @@ class Engine:
         self._flight = SingleFlight()
         self._epochs = [0] * _STRIPES
         self._counters = EngineCounters()
+        self._journals = [Journal() for _ in self._lower]
+        self._unsettled = False  # some journal holds invalidations a tier has not received yet
         self._closed = False
 
     # ------------------------------------------------------------------ public API
@@ -204,7 +223,12 @@ class Engine:
         tags_ = validate_tags(tags)
         if self._pollers:
             self._poll()
-        gens = self._snapshot(tags_)
+        try:
+            gens = self._snapshot(tags_)
+        except _OUTAGE:
+            self._entries.prepare(k, value, ttl_, tags_, gens=(), delta=0.0)  # bad values still raise here
+            self._drop_during_outage([k])
+            return
         prepared = [self._entries.prepare(k, value, ttl_, tags_, gens=gens, delta=0.0)]
         self._write(prepared)
 
@@ -224,11 +248,17 @@ class Engine:
             return
         if self._pollers:
             self._poll()
-        gens = self._snapshot(tags_)
+        try:
+            gens: tuple[int, ...] | None = self._snapshot(tags_)
+        except _OUTAGE:
+            gens = None
         prepared = [
-            self._entries.prepare(k, value, ttl_, tags_, gens=gens, delta=0.0)
+            self._entries.prepare(k, value, ttl_, tags_, gens=gens or (), delta=0.0)
             for k, value in zip(keys, mapping.values(), strict=True)
         ]
+        if gens is None:
+            self._drop_during_outage(keys)
+            return
         self._write(prepared)
 
     def get_many(self, keys: Iterable[Hashable]) -> dict[Any, Any]:
@@ -293,12 +323,17 @@ class Engine:
         if home is None:
             self._gens.bump_local(tags_)
         else:
+            names = self._gens.store_names(tags_)
             try:
-                values = home.bump_gens(self._gens.store_names(tags_))
+                self._settle()
+                values = home.bump_gens(names)
+            except _OUTAGE:
+                self._defer_bumps(names)
             except TierError:
                 home.counters.errors += 1
                 raise
-            self._gens.learn_tags(tags_, values)
+            else:
+                self._gens.learn_tags(tags_, values)
         self._counters.invalidations += 1
 
     def clear(self) -> None:
@@ -315,12 +350,17 @@ class Engine:
         if home is None:
             self._gens.bump_ns_local()
         else:
+            name = gen_name(self._namespace)
             try:
-                (value,) = home.bump_gens([gen_name(self._namespace)])
+                self._settle()
+                (value,) = home.bump_gens([name])
+            except _OUTAGE:
+                self._defer_bumps([name])
             except TierError:
                 home.counters.errors += 1
                 raise
-            self._gens.learn_ns(value)
+            else:
+                self._gens.learn_ns(value)
         if self._l1 is not None:
             self._l1.clear()
         self._counters.invalidations += 1
@@ -336,7 +376,11 @@ class Engine:
             except TierError:
                 store.counters.errors += 1
                 entries, nbytes = 0, 0
-            tiers.append(store.counters.snapshot(store.name, entries, nbytes))
+            snap = store.counters.snapshot(store.name, entries, nbytes)
+            breaker = getattr(store, "breaker", None)
+            if breaker is not None:
+                snap = dataclasses.replace(snap, breaker=breaker.state)
+            tiers.append(snap)
         c = self._counters
         return Stats(
             namespace=self._namespace,
@@ -410,6 +454,61 @@ class Engine:
         if self._l1 is not None:
             self._l1.clear()
 
+    # ------------------------------------------------------------------ outages: journal and replay
+
+    def _drop_during_outage(self, keys: list[str]) -> None:
+        """A write that cannot reach the shared tier: drop it (counted) and journal the keys' old copies."""
+        self._bump(keys)
+        if self._l1 is not None:
+            self._l1.delete_many(keys)
+        for store, journal in zip(self._lower, self._journals, strict=True):
+            store.counters.skipped += len(keys)
+            journal.add_keys(keys)
+        self._unsettled = True
+        self._bump(keys)
+
+    def _defer_bumps(self, names: list[str]) -> None:
+        """An invalidation the shared tier could not record: journal it and flush this process's L1."""
+        home = self._home
+        assert home is not None
+        self._journals[self._lower.index(home)].add_gens(names)
+        self._unsettled = True
+        self._flush_l1()
+
+    def _settle(self) -> None:
+        """Replay journaled invalidations to tiers that are reachable again; raise if the home tier is not."""
+        if not self._unsettled:
+            return
+        unsettled = False
+        for depth, store in enumerate(self._lower):
+            journal = self._journals[depth]
+            if not journal:
+                continue
+            replay = journal.pending()
+            try:
+                self._replay(store, replay)
+            except TierError:
+                store.counters.skipped += 1
+                unsettled = True
+                if store is self._home:
+                    raise
+                continue
+            journal.done(replay)
+            if replay.overflowed or replay.gens:
+                self._flush_l1()  # learn the new counters afresh
+        self._unsettled = unsettled
+
+    def _replay(self, store: Store, replay: Replay) -> None:
+        """Send one journal's invalidations: deletes, then bumps (counters live in the home tier only)."""
+        if replay.overflowed:
+            if store is self._home:
+                store.bump_gens([gen_name(self._namespace)])
+            return  # below the home tier, the namespace bump there already makes every old entry a miss
+        if replay.keys:
+            store.delete_many(list(replay.keys))
+        if replay.gens and store is self._home:
+            store.bump_gens(list(replay.gens))
+
     def _snapshot(self, tags: tuple[str, ...]) -> tuple[int, ...]:
         """Current ``(namespace, *tag)`` generations, fetching unknown ones from the shared tier."""
         gens = self._gens.snapshot(tags)
@@ -417,6 +516,7 @@ class Engine:
             return gens
         home = self._home
         assert home is not None  # an authoritative Generations always has a snapshot
+        self._settle()
         missing = self._gens.missing(tags)
         names = [gen_name(self._namespace), *self._gens.store_names(missing)]
         try:
@@ -469,9 +569,15 @@ class Engine:
         found: dict[str, Any] = {}
         epochs = {k: self._epochs[hash(k) % _STRIPES] for k in keys}
         todo = keys
+        if self._unsettled:
+            with contextlib.suppress(TierError):  # the home tier is still unreachable: it is skipped below
+                self._settle()
         for depth, store in enumerate(self._lower):
             if not todo:
                 break
+            if self._journals[depth]:
+                store.counters.skipped += 1  # it missed invalidations: not trusted until they are replayed
+                continue
             try:
                 envs = store.get_many(todo)
             except TierError:
@@ -527,6 +633,8 @@ class Engine:
         now: float,
     ) -> None:
         """Copy hits from tier ``depth`` into the tiers above, unless the key was written meanwhile."""
+        if self._pollers:
+            self._poll()  # an invalidation that arrived while the read was in flight must win over its reply
         fresh = [(k, env, value) for k, env, value in hits if self._epochs[hash(k) % _STRIPES] == epochs[k]]
         if not fresh:
             return
@@ -570,9 +678,9 @@ class Engine:
                     return self._codec.decode(env.value, k) if self._copy else env.value  # type: ignore[no-any-return]
         stripe = hash(k) % _STRIPES
         fences: list[int] | None = None
-        if gens is not None:
+        if gens is not None and not self._unsettled:
             try:  # before the loader reads the source: a write logged after the fence voids the fill
-                fences = [store.fence() for store in self._lower]
+                fences = [store.fence([k]) for store in self._lower]
             except TierError:
                 fences = None
         counters = self._counters
@@ -614,6 +722,8 @@ class Engine:
                 return
             store.counters.sets += 1
         self._epochs[stripe] += 1
+        if self._pollers:
+            self._poll()  # an invalidation received during the fill voids the L1 copy (its epoch moves)
         l1 = self._l1
         if l1 is not None and l1env is not None:
             expected = epoch + 2
@@ -649,10 +759,15 @@ class Engine:
         self._bump(keys)
         failed: list[BaseException] = []
         items = [(k, env) for k, env, _ in prepared]
-        for store in reversed(self._lower):
+        for depth in range(len(self._lower) - 1, -1, -1):
+            store = self._lower[depth]
             try:
                 store.set_many(items)
                 store.counters.sets += len(items)
+            except _OUTAGE:  # dropped, and the tier's old copies are deleted when it is back
+                store.counters.errors += 1
+                self._journals[depth].add_keys(keys)
+                self._unsettled = True
             except TierError as exc:
                 store.counters.errors += 1
                 failed.append(exc)
@@ -684,10 +799,14 @@ class Engine:
             count = l1.delete_many(keys)
             l1.counters.deletes += len(keys)
         failed: list[BaseException] = []
-        for store in self._lower:
+        for depth, store in enumerate(self._lower):
             try:
                 count = max(count, store.delete_many(keys))
                 store.counters.deletes += len(keys)
+            except _OUTAGE:  # never lost: replayed when the tier is back, which is not read until then
+                store.counters.errors += 1
+                self._journals[depth].add_keys(keys)
+                self._unsettled = True
             except TierError as exc:
                 store.counters.errors += 1
                 failed.append(exc)

@@ -14,7 +14,7 @@ class TierCounters:
     another thread's can, rarely, be lost; counts are for monitoring, never for decisions.
     """
 
-    __slots__ = ("deletes", "errors", "evictions", "hits", "misses", "sets", "stale")
+    __slots__ = ("deletes", "errors", "evictions", "hits", "misses", "sets", "skipped", "stale")
 
     def __init__(self) -> None:
         self.hits = 0
@@ -24,6 +24,8 @@ class TierCounters:
         self.deletes = 0
         self.evictions = 0
         self.errors = 0
+        self.skipped = 0
+        """Calls not attempted because the tier was known to be down (circuit breaker open, journal pending)."""
 
     def snapshot(self, name: str, entries: int, nbytes: int) -> TierStats:
         """Freeze the counters together with the tier's current size."""
@@ -37,6 +39,7 @@ class TierCounters:
             errors=self.errors,
             entries=entries,
             bytes=nbytes,
+            skipped=self.skipped,
         )
 
 
@@ -66,6 +69,10 @@ class TierStats:
     errors: int
     entries: int
     bytes: int
+    skipped: int = 0
+    """Calls not attempted because the tier was known to be down (breaker open, invalidations pending)."""
+    breaker: str | None = None
+    """Circuit breaker state of a shared network tier (``closed``, ``open``, ``half_open``); ``None`` without one."""
 
     @property
     def hit_ratio(self) -> float:

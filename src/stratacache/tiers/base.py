@@ -56,9 +56,9 @@ class BlockingStoreAdapter:
         """See :meth:`Store.bump_gens`."""
         return await arun_blocking(self.store.bump_gens, names)
 
-    async def fence(self) -> int:
+    async def fence(self, keys: Sequence[str]) -> int:
         """See :meth:`Store.fence`."""
-        return await arun_blocking(self.store.fence)
+        return await arun_blocking(self.store.fence, keys)
 
     async def fill_many(self, items: Sequence[tuple[str, Envelope[bytes]]], since: int) -> list[str]:
         """See :meth:`Store.fill_many`."""

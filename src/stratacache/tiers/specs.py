@@ -19,7 +19,7 @@ from stratacache.errors import ConfigError
 if TYPE_CHECKING:
     from collections.abc import Callable
 
-    from stratacache._types import Store
+    from stratacache._types import AsyncStore, Clock, Store
     from stratacache.tiers.memory import MemoryStore
     from stratacache.tiers.sqlite import SQLiteStore
 
@@ -41,6 +41,18 @@ class TierSpec:
     def build(self, *, now: Callable[[], float]) -> Store:
         """Open the store; ``now`` is the cache's wall clock (for access times and reclaiming)."""
         raise NotImplementedError
+
+    def build_for(self, clock: Clock, *, asynchronous: bool) -> Store | AsyncStore:
+        """Open the store for a sync cache, or for an async one (by default: :meth:`build` run in the executor).
+
+        Override it when the tier has a native async client (the Redis tier does).
+        """
+        store = self.build(now=clock.now)
+        if not asynchronous:
+            return store
+        from stratacache.tiers.base import BlockingStoreAdapter
+
+        return BlockingStoreAdapter(store)
 
 
 @dataclass(frozen=True, slots=True)

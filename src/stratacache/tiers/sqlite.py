@@ -408,7 +408,7 @@ class SQLiteStore:
             return None, rows[-1][0]
         return Changes(keys=tuple(keys), gens=gens, flush_all=False), rows[-1][0]
 
-    def fence(self) -> int:
+    def fence(self, keys: Sequence[str]) -> int:  # noqa: ARG002 - SQLite fences every key at once
         """A write fence: the newest log sequence number. Take it before loading; hand it to :meth:`fill_many`.
 
         Raises:

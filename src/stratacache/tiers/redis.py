@@ -1,0 +1,355 @@
+"""The shared tier on Redis/Valkey, written once as async and generated into ``_sync/redis.py``.
+
+Layout (``docs/redis.md``), with ``P`` the tier's prefix (``sc:`` by default) and ``k`` the engine's key:
+
+- ``P{k}``: the serialized envelope, with a PX TTL equal to the entry's garbage-collection time.
+- ``P{k}f``: the key's fill lease (fence): a random token set before a loader runs; a write or delete of ``k``
+  deletes it, and a fill stores only while its token is still there (memcache's leases). ``{k}`` is a hash tag,
+  so a key and its lease share a Cluster slot and every script touches one slot.
+- ``Pgens``: one hash of namespace and tag generation counters (HINCRBY to invalidate, HMGET to read).
+- ``Pbp``: the backplane channel; writes, deletes and bumps publish ``[origin, kind, names, values]`` from the
+  same script that changed the data, so a subscriber never sees a change before it happened.
+
+Budgets are stratacache's, not redis-py's defaults: a socket timeout per command, a connect timeout, one retry
+after a connection error (never after a timeout), a bounded pool, and a circuit breaker that refuses calls
+without touching the network while the server is down. Every redis-py exception becomes a ``TierError``:
+``TierTimeoutError`` for timeouts, ``TierUnavailableError`` for connection failures and an open breaker.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import itertools
+import math
+import secrets
+import threading
+import uuid
+from typing import TYPE_CHECKING, Any, Final
+
+import redis.asyncio
+import redis.asyncio.cluster
+import redis.asyncio.retry
+import redis.asyncio.sentinel
+import redis.exceptions
+from redis.backoff import ExponentialWithJitterBackoff
+
+from stratacache._types import Changes
+from stratacache.core.breaker import Breaker
+from stratacache.core.envelope import decode_envelope, encode_envelope
+from stratacache.errors import DecodeError, TierError, TierTimeoutError, TierUnavailableError
+from stratacache.metrics.stats import TierCounters
+from stratacache.tiers import redis_link
+from stratacache.tiers.redis_link import KIND_KEYS, Link
+
+if TYPE_CHECKING:
+    from collections.abc import Awaitable, Callable, Sequence
+
+    from stratacache.core.envelope import Envelope
+    from stratacache.tiers.redis_spec import RedisTier
+
+__all__ = ["AsyncRedisStore"]
+
+_UNAVAILABLE: Final = (redis.exceptions.ConnectionError, ConnectionError, OSError, redis.exceptions.ClusterDownError)
+_TIMEOUTS: Final = (redis.exceptions.TimeoutError, TimeoutError)
+
+# KEYS: data1, lease1, data2, lease2, ...  ARGV: channel, message, env1, px1, env2, px2, ...
+_SET: Final = """
+for i = 1, #KEYS, 2 do
+  local px = tonumber(ARGV[i + 3])
+  if px > 0 then redis.call('SET', KEYS[i], ARGV[i + 2], 'PX', px) else redis.call('SET', KEYS[i], ARGV[i + 2]) end
+  redis.call('DEL', KEYS[i + 1])
+end
+if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
+return 1
+"""
+# KEYS: data1, lease1, ...  ARGV: token, env1, px1, ...  -> 1/0 per key: stored while the lease was ours
+_FILL: Final = """
+local out = {}
+for i = 1, #KEYS, 2 do
+  if redis.call('GET', KEYS[i + 1]) == ARGV[1] then
+    local px = tonumber(ARGV[i + 2])
+    if px > 0 then redis.call('SET', KEYS[i], ARGV[i + 1], 'PX', px) else redis.call('SET', KEYS[i], ARGV[i + 1]) end
+    redis.call('DEL', KEYS[i + 1])
+    out[#out + 1] = 1
+  else
+    out[#out + 1] = 0
+  end
+end
+return out
+"""
+# KEYS: data1, lease1, ...  ARGV: channel, message  -> number of data keys that existed
+_DELETE: Final = """
+local n = 0
+for i = 1, #KEYS, 2 do
+  n = n + redis.call('DEL', KEYS[i])
+  redis.call('DEL', KEYS[i + 1])
+end
+if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
+return n
+"""
+# KEYS: gens hash  ARGV: channel, origin, name1, name2, ...  -> new values
+_BUMP: Final = """
+local names, values = {}, {}
+for i = 3, #ARGV do
+  names[#names + 1] = ARGV[i]
+  values[#values + 1] = redis.call('HINCRBY', KEYS[1], ARGV[i], 1)
+end
+redis.call('PUBLISH', ARGV[1], cmsgpack.pack({ARGV[2], 1, names, values}))
+return values
+"""
+
+
+def _px(env: Envelope[bytes], now: float) -> int:
+    """The key's PX TTL in ms (0: none); negative when the entry is already past collection."""
+    gc_at = env.gc_at()
+    if gc_at is None:
+        return 0
+    return max(-1, math.ceil((gc_at - now) * 1000))
+
+
+class AsyncRedisStore:
+    """A store of serialized envelopes on Redis/Valkey (see the module docstring for the layout)."""
+
+    shared = True
+    name = "redis"
+
+    def __init__(self, spec: RedisTier, *, now: Callable[[], float], monotonic: Callable[[], float]) -> None:
+        self.spec = spec
+        self.max_bytes: int | None = int(spec.max_value_bytes)
+        self.outage_ttl: float | None = spec.outage_l1_ttl
+        self._now = now
+        self._monotonic = monotonic
+        self._prefix = spec.prefix
+        self._gens_key = spec.prefix + "gens"
+        self._channel = spec.prefix + "bp"
+        self.origin = uuid.uuid4().hex
+        self._counters = TierCounters()
+        self.breaker = Breaker(failures=spec.breaker_failures, open_for=spec.breaker_open_for)
+        self._cluster = spec.kind == "cluster"
+        self._client: Any = _connect(spec)
+        self._set = self._client.register_script(_SET)
+        self._fill = self._client.register_script(_FILL)
+        self._del = self._client.register_script(_DELETE)
+        self._bump = self._client.register_script(_BUMP)
+        self._poll_lock = threading.Lock()
+        self._usage = (0, 0)
+        self._link: Link | None = None
+        if spec.backplane:
+            self._link = Link(lambda: redis_link.connect_sync(spec), self._channel, self.origin, spec.heartbeat)
+            self._link.start(wait=spec.connect_timeout + spec.timeout)
+
+    @property
+    def counters(self) -> TierCounters:
+        """This tier's counters."""
+        return self._counters
+
+    # ------------------------------------------------------------------ the guarded call
+
+    async def _call(self, op: Callable[..., Awaitable[Any]], *args: Any, **kwargs: Any) -> Any:
+        """Run one Redis call under the breaker, mapping every failure to a ``TierError``."""
+        breaker = self.breaker
+        if not breaker.allow(self._monotonic()):
+            self._counters.skipped += 1
+            raise TierUnavailableError("redis: circuit breaker open")
+        try:
+            result = await op(*args, **kwargs)
+        except _TIMEOUTS as exc:
+            breaker.failure(self._monotonic())
+            raise TierTimeoutError(f"redis: timed out after {self.spec.timeout} s") from exc
+        except _UNAVAILABLE as exc:
+            breaker.failure(self._monotonic())
+            raise TierUnavailableError(f"redis: {exc}") from exc
+        except redis.exceptions.RedisError as exc:
+            breaker.failure(self._monotonic())
+            raise TierError(f"redis: {exc}") from exc
+        breaker.success()
+        return result
+
+    def _keys(self, k: str) -> tuple[str, str]:
+        data = f"{self._prefix}{{{k}}}"
+        return data, data + "f"
+
+    def _groups(self, keys: Sequence[str]) -> list[list[int]]:
+        """Indices of ``keys`` grouped by Cluster slot (one group when not on a Cluster)."""
+        if not self._cluster:
+            return [list(range(len(keys)))]
+        groups: dict[int, list[int]] = {}
+        for i, k in enumerate(keys):
+            groups.setdefault(self._client.keyslot(self._keys(k)[0]), []).append(i)
+        return list(groups.values())
+
+    # ------------------------------------------------------------------ Store protocol
+
+    async def get_many(self, keys: Sequence[str]) -> list[Envelope[bytes] | None]:
+        """Envelopes of ``keys`` (MGET; per slot on a Cluster), ``None`` where absent or unreadable."""
+        names = [self._keys(k)[0] for k in keys]
+        if len(names) == 1:
+            raw = [await self._call(self._client.get, names[0])]
+        elif self._cluster:
+            raw = await self._call(self._client.mget_nonatomic, names)
+        else:
+            raw = await self._call(self._client.mget, names)
+        out: list[Envelope[bytes] | None] = []
+        for data in raw:
+            if data is None:
+                out.append(None)
+                continue
+            try:
+                out.append(decode_envelope(data))
+            except DecodeError:
+                self._counters.errors += 1
+                out.append(None)
+        return out
+
+    async def set_many(self, items: Sequence[tuple[str, Envelope[bytes]]]) -> None:
+        """Store envelopes, void the keys' leases and announce the keys on the backplane, atomically per slot."""
+        now = self._now()
+        for group in self._groups([k for k, _ in items]):
+            keys: list[str] = []
+            args: list[Any] = [self._channel, b""]
+            names: list[str] = []
+            for i in group:
+                k, env = items[i]
+                keys.extend(self._keys(k))
+                names.append(k)
+                px = _px(env, now)
+                args.extend((encode_envelope(env), px if px >= 0 else 1))
+            args[1] = redis_link.encode_keys_message(self.origin, names) if self._link is not None else b""
+            await self._call(self._set, keys=keys, args=args)
+
+    async def fence(self, keys: Sequence[str]) -> int:
+        """Take a fill lease on ``keys``: a random token that a write or delete of a key voids."""
+        token = secrets.randbits(62) + 1
+        px = math.ceil(self.spec.lease_ttl * 1000)
+        if len(keys) == 1:
+            await self._call(self._client.set, self._keys(keys[0])[1], token, px=px)
+            return token
+        for group in self._groups(keys):
+            pipe = self._client.pipeline(transaction=False)
+            for i in group:
+                pipe.set(self._keys(keys[i])[1], token, px=px)
+            await self._call(pipe.execute)
+        return token
+
+    async def fill_many(self, items: Sequence[tuple[str, Envelope[bytes]]], since: int) -> list[str]:
+        """Store loaded values whose lease ``since`` is still theirs (no write or delete since); return those."""
+        now = self._now()
+        stored: list[str] = []
+        for group in self._groups([k for k, _ in items]):
+            keys: list[str] = []
+            args: list[Any] = [since]
+            for i in group:
+                k, env = items[i]
+                keys.extend(self._keys(k))
+                px = _px(env, now)
+                args.extend((encode_envelope(env), px if px >= 0 else 1))
+            flags = await self._call(self._fill, keys=keys, args=args)
+            stored.extend(items[i][0] for i, ok in zip(group, flags, strict=True) if ok)
+        return stored
+
+    async def delete_many(self, keys: Sequence[str]) -> int:
+        """Delete keys and their leases and announce them on the backplane; return how many existed."""
+        count = 0
+        for group in self._groups(keys):
+            names = [keys[i] for i in group]
+            message = redis_link.encode_keys_message(self.origin, names) if self._link is not None else b""
+            redis_keys = list(itertools.chain.from_iterable(self._keys(k) for k in names))
+            count += int(await self._call(self._del, keys=redis_keys, args=[self._channel, message]))
+        return count
+
+    async def get_gens(self, names: Sequence[str]) -> tuple[int, ...]:
+        """Current generation counters (0 when never bumped): one HMGET."""
+        values = await self._call(self._client.hmget, self._gens_key, list(names))
+        return tuple(int(v) if v is not None else 0 for v in values)
+
+    async def bump_gens(self, names: Sequence[str]) -> tuple[int, ...]:
+        """Increment counters atomically and announce the new values on the backplane."""
+        values = await self._call(self._bump, keys=[self._gens_key], args=[self._channel, self.origin, *names])
+        return tuple(int(v) for v in values)
+
+    def poll(self, apply: Callable[[Changes], None]) -> None:
+        """Hand other processes' changes to ``apply``; a lost backplane means flushing the whole L1."""
+        link = self._link
+        if link is None or (not link.pending and not link.lost):
+            return
+        with self._poll_lock:
+            if link.lost:
+                apply(Changes((), {}, flush_all=True))
+                return
+            queue = link.queue
+            n = len(queue)
+            if not n:
+                return
+            keys: dict[str, None] = {}
+            gens: dict[str, int] = {}
+            flush = False
+            for _ in range(n):
+                item = queue.popleft()
+                if item is None:
+                    flush = True
+                    continue
+                kind, names, values = item
+                if kind == KIND_KEYS:
+                    keys.update(dict.fromkeys(names))
+                else:
+                    for name, value in zip(names, values, strict=True):
+                        gens[name] = max(value, gens.get(name, 0))
+            try:
+                apply(Changes(tuple(keys), gens, flush_all=flush))
+            finally:
+                link.pending -= n
+
+    def usage(self) -> tuple[int, int]:
+        """``(keys in the database, used memory)`` as of the last :meth:`refresh_usage` (Redis counts all keys)."""
+        return self._usage
+
+    async def refresh_usage(self) -> tuple[int, int]:
+        """Read DBSIZE and used memory from the server (for ``stats`` and the CLI)."""
+        size = await self._call(self._client.dbsize)
+        info = await self._call(self._client.info, "memory")
+        self._usage = (int(size), int(info.get("used_memory", 0)))
+        return self._usage
+
+    def close_now(self) -> None:
+        """Stop the backplane thread without awaiting (for a cache whose constructor failed)."""
+        if self._link is not None:
+            self._link.stop()
+
+    async def close(self) -> None:
+        """Stop the backplane thread and close the connection pool."""
+        if self._link is not None:
+            self._link.stop()
+        with contextlib.suppress(redis.exceptions.RedisError, OSError):
+            await self._client.aclose()
+
+
+def _retry(spec: RedisTier) -> redis.asyncio.retry.Retry:
+    """One retry (by default) after a connection error, never after a timeout: the timeout spent the budget."""
+    backoff = ExponentialWithJitterBackoff(cap=0.02, base=0.002)
+    return redis.asyncio.retry.Retry(backoff, spec.retries, supported_errors=(redis.exceptions.ConnectionError,))
+
+
+def _connect(spec: RedisTier) -> Any:
+    """A redis-py client for ``spec``'s topology, with stratacache's budgets."""
+    kw = spec.connection_kwargs()
+    retry = _retry(spec)
+    if spec.kind == "cluster":
+        nodes = [redis.asyncio.cluster.ClusterNode(h, p) for h, p in spec.hosts]
+        return redis.asyncio.cluster.RedisCluster(
+            startup_nodes=nodes, retry=retry, max_connections=spec.max_connections, **kw
+        )
+    if spec.kind == "sentinel":
+        sentinel_kw = {"socket_timeout": spec.timeout, "socket_connect_timeout": spec.connect_timeout}
+        sentinel = redis.asyncio.sentinel.Sentinel(list(spec.hosts), sentinel_kwargs=sentinel_kw, **kw)
+        return sentinel.master_for(spec.service, db=spec.db, retry=retry, max_connections=spec.max_connections)
+    if spec.kind == "unix":
+        kw["connection_class"] = redis.asyncio.UnixDomainSocketConnection
+        kw["path"] = spec.socket_path
+    else:
+        kw["host"], kw["port"] = spec.hosts[0]
+        if kw.pop("ssl", False):
+            kw["connection_class"] = redis.asyncio.SSLConnection
+    pool = redis.asyncio.BlockingConnectionPool(
+        max_connections=spec.max_connections, timeout=spec.timeout, db=spec.db, retry=retry, **kw
+    )
+    return redis.asyncio.Redis(connection_pool=pool)

@@ -1,0 +1,98 @@
+"""RedisTier: every URL form parses to the right topology; bad URLs and options fail at the call site."""
+
+from __future__ import annotations
+
+import pytest
+
+from stratacache import ConfigError, RedisTier
+
+
+@pytest.mark.parametrize(
+    ("url", "kind", "hosts", "db"),
+    [
+        ("redis://127.0.0.1:6379/0", "redis", (("127.0.0.1", 6379),), 0),
+        ("redis://cache.internal/3", "redis", (("cache.internal", 6379),), 3),
+        ("rediss://h:6380/1", "redis", (("h", 6380),), 1),
+        ("redis+sentinel://s1:26379,s2:26380/mymaster/2", "sentinel", (("s1", 26379), ("s2", 26380)), 2),
+        ("redis+sentinel://s1/mymaster", "sentinel", (("s1", 26379),), 0),
+        ("redis+cluster://a:7000,b:7001,c:7002", "cluster", (("a", 7000), ("b", 7001), ("c", 7002)), 0),
+        ("redis://[::1]:6379/0", "redis", (("::1", 6379),), 0),
+    ],
+)
+def test_url_forms(url: str, kind: str, hosts: tuple[tuple[str, int], ...], db: int) -> None:
+    spec = RedisTier(url)
+    assert (spec.kind, spec.hosts, spec.db) == (kind, hosts, db)
+
+
+def test_sentinel_service_and_unix_socket() -> None:
+    assert RedisTier("redis+sentinel://s1:26379/mymaster/0").service == "mymaster"
+    unix = RedisTier.from_url("unix:///run/redis/redis.sock?db=4&timeout=0.2")
+    assert (unix.kind, unix.socket_path, unix.db, unix.timeout) == ("unix", "/run/redis/redis.sock", 4, 0.2)
+
+
+def test_credentials_from_url_are_unquoted_and_hidden_from_repr() -> None:
+    spec = RedisTier("redis://app%40svc:p%3Ass@h:6379/0")
+    assert (spec.username, spec.password) == ("app@svc", "p:ss")
+    assert "p:ss" not in repr(spec)
+
+
+def test_password_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STRATACACHE_REDIS_PASSWORD", "s3cret")
+    monkeypatch.setenv("STRATACACHE_REDIS_USERNAME", "cache")
+    spec = RedisTier("redis://h:6379/0")
+    assert (spec.username, spec.password) == ("cache", "s3cret")
+    assert RedisTier("redis://u:inurl@h:6379/0").password == "inurl"  # the URL wins
+
+
+def test_tls_options_and_connection_kwargs() -> None:
+    spec = RedisTier.from_url("rediss://h:6380/0?ssl_ca_certs=/ca.pem&ssl_cert_reqs=required&timeout=0.05")
+    kw = spec.connection_kwargs()
+    assert spec.tls
+    assert kw["ssl"] is True
+    assert kw["ssl_ca_certs"] == "/ca.pem"
+    assert kw["ssl_check_hostname"] is True
+    assert kw["socket_timeout"] == 0.05
+    assert "ssl" not in RedisTier("redis://h/0").connection_kwargs()
+
+
+def test_budgets_default_to_tens_of_milliseconds() -> None:
+    spec = RedisTier("redis://h/0")
+    assert spec.timeout <= 0.1
+    assert spec.connect_timeout <= 0.5
+    assert spec.retries == 1
+
+
+@pytest.mark.parametrize(
+    ("url", "kwargs"),
+    [
+        ("http://h/0", {}),
+        ("redis://h/16", {}),
+        ("redis://h/x", {}),
+        ("redis://h/0/1", {}),
+        ("redis://h:0/0", {}),
+        ("redis://h:70000/0", {}),
+        ("redis://a:1,b:2/0", {}),
+        ("redis+cluster://a:1/2", {}),
+        ("redis+sentinel://s:26379", {}),
+        ("unix://", {}),
+        ("redis://h/0", {"timeout": 0}),
+        ("redis://h/0", {"timeout": float("nan")}),
+        ("redis://h/0", {"timeout": True}),
+        ("redis://h/0", {"retries": 11}),
+        ("redis://h/0", {"retries": -1}),
+        ("redis://h/0", {"prefix": "a{b"}),
+        ("redis://h/0", {"prefix": ""}),
+        ("redis://h/0", {"backplane": "yes"}),
+        ("redis://h/0", {"max_value_bytes": "lots"}),
+        ("rediss://h/0", {"ssl_cert_reqs": "maybe"}),
+        (42, {}),
+    ],
+)
+def test_bad_specs_raise_config_error(url: object, kwargs: dict[str, object]) -> None:
+    with pytest.raises(ConfigError):
+        RedisTier(url, **kwargs)  # type: ignore[arg-type]
+
+
+def test_unknown_url_parameter_is_named() -> None:
+    with pytest.raises(ConfigError, match="colour"):
+        RedisTier.from_url("redis://h/0?colour=blue")
