@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import threading
 from typing import TYPE_CHECKING, Any
 
 import pytest
@@ -44,25 +43,13 @@ class _SyncFacade:
     def _run(self, coro: Any) -> Any:
         if not self._loop.is_running():
             return self._loop.run_until_complete(coro)
-        # Called from inside a loader (a writer racing a load): run on a loop of its own, in another thread.
-        box: dict[str, Any] = {}
-
-        def target() -> None:
-            try:
-                box["value"] = asyncio.run(coro)
-            except BaseException as exc:
-                box["error"] = exc
-
-        thread = threading.Thread(target=target)
-        thread.start()
-        thread.join()
-        if "error" in box:
-            raise box["error"]
-        return box.get("value")
+        # Called from inside a loader (a writer racing a load): loaders run in a worker thread (below), so the
+        # loop is free to run the writer, on the same loop as the cache's connections, as in a real async app.
+        return asyncio.run_coroutine_threadsafe(coro, self._loop).result()
 
     def get_or_load(self, key: Any, loader: Callable[[], Any], **kwargs: Any) -> Any:
         async def aloader() -> Any:
-            return loader()
+            return await asyncio.to_thread(loader)
 
         return self._run(self._cache.get_or_load(key, aloader, **kwargs))
 

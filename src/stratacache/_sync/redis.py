@@ -134,7 +134,7 @@ class RedisStore:
         self._del = self._client.register_script(_DELETE)
         self._bump = self._client.register_script(_BUMP)
         self._poll_lock = threading.Lock()
-        self._usage = (0, 0)
+        self._admin: Any = None  # a small synchronous client for usage(), opened on first use
         self._link: Link | None = None
         if spec.backplane:
             self._link = Link(lambda: redis_link.connect_sync(spec), self._channel, self.origin, spec.heartbeat)
@@ -302,15 +302,19 @@ class RedisStore:
                 link.pending -= n
 
     def usage(self) -> tuple[int, int]:
-        """``(keys in the database, used memory)`` as of the last :meth:`refresh_usage` (Redis counts all keys)."""
-        return self._usage
-
-    def refresh_usage(self) -> tuple[int, int]:
-        """Read DBSIZE and used memory from the server (for ``stats`` and the CLI)."""
-        size = self._call(self._client.dbsize)
-        info = self._call(self._client.info, "memory")
-        self._usage = (int(size), int(info.get("used_memory", 0)))
-        return self._usage
+        """``(keys in the database, used memory)`` from DBSIZE and INFO (one node's on a Cluster; Redis counts every
+        key of the database, not only this cache's); ``(0, 0)`` while the server is unreachable. Not on any hot path.
+        """
+        if self.breaker.state != "closed":
+            return (0, 0)
+        try:
+            if self._admin is None:
+                self._admin = redis_link.connect_sync(self.spec)
+            size = self._admin.dbsize()
+            memory = self._admin.info("memory").get("used_memory", 0)
+        except (redis.exceptions.RedisError, OSError, TierError):
+            return (0, 0)
+        return (int(size), int(memory))
 
     def close_now(self) -> None:
         """Stop the backplane thread without awaiting (for a cache whose constructor failed)."""
@@ -354,4 +358,4 @@ def _connect(spec: RedisTier) -> Any:
     pool = redis.BlockingConnectionPool(
         max_connections=spec.max_connections, timeout=spec.timeout, db=spec.db, retry=retry, **kw
     )
-    return redis.Redis(connection_pool=pool)
+    return redis.Redis.from_pool(pool)  # the client owns the pool: close() closes it
