@@ -300,8 +300,10 @@ class AsyncRedisStore:
                 link.pending -= n
 
     def usage(self) -> tuple[int, int]:
-        """``(keys in the database, used memory)`` from DBSIZE and INFO (one node's on a Cluster; Redis counts every
-        key of the database, not only this cache's); ``(0, 0)`` while the server is unreachable. Not on any hot path.
+        """``(keys in the database, used memory)`` from DBSIZE and INFO; ``(0, 0)`` while unreachable.
+
+        On a Cluster these are one node's figures, and Redis counts every key of the database, not only this
+        cache's. Not on any hot path (``stats()`` only).
         """
         if self.breaker.state != "closed":
             return (0, 0)
