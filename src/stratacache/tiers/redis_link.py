@@ -157,8 +157,11 @@ class Link:
             now = time.monotonic()
             if msg is not None:
                 last_seen = now
-                if msg.get("type") == "message":
+                kind = msg.get("type")
+                if kind == "message":
                     self._handle(msg.get("data"))
+                elif kind == "subscribe":  # redis-py reconnected and resubscribed by itself: messages were lost
+                    raise ConnectionError("the backplane connection was re-established behind our back")
             if now - last_ping >= beat / 2:
                 pubsub.ping()
                 last_ping = now
