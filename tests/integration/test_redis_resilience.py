@@ -114,36 +114,39 @@ def test_paused_server_is_detected_within_two_heartbeats(private_redis: RedisSer
 # ------------------------------------------------------------------------------------- race-free fills
 
 
+def _race_once(reader: Cache, writer: Cache, db: dict[str, int], key: str) -> int:
+    """One forced interleaving: the loader has read the row when the writer commits and deletes the key."""
+    loaded = threading.Event()
+    go_on = threading.Event()
+
+    def loader() -> int:
+        value = db["v"]
+        loaded.set()
+        go_on.wait(NO_HANG)
+        return value
+
+    result: list[Any] = []
+    t = threading.Thread(target=lambda: result.append(reader.get_or_load(key, loader)))
+    t.start()
+    assert loaded.wait(NO_HANG)
+    db["v"] += 1  # the writer commits, then invalidates
+    writer.delete(key)
+    go_on.set()
+    t.join(NO_HANG)
+    assert result == [db["v"] - 1]  # the reader is served what it read...
+    return int(reader.get(key) not in (None, db["v"]))  # ...but its L1 must not keep it
+
+
 def test_a_load_that_raced_a_delete_in_another_process_is_not_stored(redis_url: str, prefix: str) -> None:
     """The seeds' stale-fill race, forced 100 times per server: 0 stale entries afterwards."""
     reader, writer = _pair(redis_url, prefix)
+    fresh = Cache(_tier(redis_url, prefix), namespace="app")
     db = {"v": 0}
     stale = 0
-    with reader, writer:
+    with reader, writer, fresh:
         for i in range(100):
-            key = f"row:{i}"
-            loaded = threading.Event()
-            go_on = threading.Event()
-
-            def loader() -> int:
-                value = db["v"]
-                loaded.set()
-                go_on.wait(NO_HANG)
-                return value
-
-            result: list[Any] = []
-            t = threading.Thread(target=lambda k=key: result.append(reader.get_or_load(k, loader)))  # type: ignore[misc]
-            t.start()
-            assert loaded.wait(NO_HANG)
-            db["v"] += 1  # the writer commits, then invalidates
-            writer.delete(key)
-            go_on.set()
-            t.join(NO_HANG)
-            assert result == [db["v"] - 1]  # the reader is served what it read...
-            fresh = Cache(_tier(redis_url, prefix), namespace="app")
-            with fresh:
-                stale += fresh.get(key) is not None  # ...but Redis must not keep it
-            stale += reader.get(key) not in (None, db["v"])  # nor the reader's L1
+            stale += _race_once(reader, writer, db, f"row:{i}")
+            stale += fresh.get(f"row:{i}") is not None  # nor may Redis keep it
     assert stale == 0
 
 
