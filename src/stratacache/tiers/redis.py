@@ -22,6 +22,7 @@ import contextlib
 import itertools
 import math
 import secrets
+import ssl
 import threading
 import uuid
 from typing import TYPE_CHECKING, Any, Final
@@ -99,6 +100,20 @@ return values
 """
 
 
+def _misconfigured(exc: BaseException) -> bool:
+    """Whether a connection failure is a configuration error (credentials, ACL, TLS verification)."""
+    if isinstance(exc, redis.exceptions.AuthenticationError | redis.exceptions.AuthorizationError):
+        return True
+    seen: BaseException | None = exc
+    for _ in range(4):  # redis-py wraps the ssl error in a ConnectionError
+        if seen is None:
+            break
+        if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return True
+        seen = seen.__cause__ or seen.__context__
+    return False
+
+
 def _px(env: Envelope[bytes], now: float) -> int:
     """The key's PX TTL in ms (0: none); negative when the entry is already past collection."""
     gc_at = env.gc_at()
@@ -158,6 +173,8 @@ class AsyncRedisStore:
             raise TierTimeoutError(f"redis: timed out after {self.spec.timeout} s") from exc
         except _UNAVAILABLE as exc:
             breaker.failure(self._monotonic())
+            if _misconfigured(exc):  # not an outage: writes must say so instead of journaling forever
+                raise TierError(f"redis: {exc} (check the URL's credentials and TLS settings)") from exc
             raise TierUnavailableError(f"redis: {exc}") from exc
         except redis.exceptions.RedisError as exc:
             breaker.failure(self._monotonic())
