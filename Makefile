@@ -29,10 +29,12 @@ demo: $(VENV)/.installed-cli
 	$(BIN)/stratacache demo
 
 test: $(VENV)/.installed-all+test+lint
+	@scripts/ensure-servers.sh
 	$(PY) scripts/unasync.py --check
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed-all+bench
+	@scripts/ensure-servers.sh
 	$(PY) -m benchmarks run l1 deco sqlite hitrate --out benchmarks/results/
 
 lint: $(VENV)/.installed-all+test+lint
