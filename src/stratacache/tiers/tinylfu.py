@@ -11,10 +11,25 @@ The design follows Caffeine's ``BoundedLocalCache``:
   who floods the sketch cannot pin the main space.
 - An access in probation promotes the entry to the **protected** segment (80% of the main space); protected
   overflow is demoted back to probation's recent end.
-- The window's share is tuned by Caffeine's hill climber: over each sample period (10 x capacity requests) the hit
-  rate is compared with the previous period's and the window steps in the direction that improved it, with a
-  decaying step that restarts when the hit rate moves by 5 points or more. On a recency-biased trace (a moving
-  hot spot) the window grows towards LRU; on frequency- and loop-heavy traces it shrinks.
+- The window's share is tuned by a hill climber after Caffeine's (a decaying step of 6.25% of the capacity, in
+  the direction that improved the last sample period of 10 x capacity requests, restarted on a 5-point move), with
+  three changes that make it hold still on stationary traffic and move fast when recency wins:
+
+  * **A shadow LRU as a control variate.** A key-only LRU of the same capacity (of a hash-sampled 1/2^k of the
+    keys, SHARDS-style, above 4,096 entries) replays the same requests. The climber compares periods by the *gap*
+    between this policy's hit rate and LRU's on the same requests, not by the raw hit rate, so a phase change of
+    the traffic, which moves both, does not read as the effect of the last step.
+  * **A noise gate.** A change of the gap smaller than one standard error (``1/sqrt(n)`` for ``n`` sampled
+    requests) holds the window where it is instead of walking on noise (on Zipf traffic the raw climber wanders
+    from the best, small window to 20-40% and loses 1-2 points).
+  * **Towards LRU when LRU wins.** When the shadow LRU beats the policy by more than that standard error over a
+    period, or by three standard errors at any point after 256 requests (a sequential check, so a moving hot
+    spot is noticed within a few hundred requests rather than 10 x capacity), the window jumps 3/4 of the way to
+    the whole capacity: at 100% the window *is* an LRU, so the policy cannot lose to LRU for long. A window
+    held above its initial share probes a step down after 2 quiet periods (4, 8... after a probe that LRU
+    punished; at once again after a harmless one), so a return to frequency-biased traffic shrinks it back.
+
+  The shadow costs one ``OrderedDict`` operation per (sampled) request, done when the read buffer is drained.
 
 Reads are lock-free and cheap: ``get`` is one dict lookup and an append of the key to a bounded ``deque`` (the
 read buffer, which drops its oldest records when full, as Caffeine's lossy read buffer drops: more reads than
@@ -51,6 +66,17 @@ _HASHDOS_THRESHOLD = 6  # a candidate at least this frequent may win a tie at ra
 _STEP = 0.0625  # hill climber: initial step, as a share of the capacity
 _STEP_DECAY = 0.98
 _RESTART_THRESHOLD = 0.05
+_NOISE_Z = 1.0  # a change of the gap (this policy's hit rate - the shadow LRU's) under z standard errors is noise
+_LRU_Z = 1.0  # at a period's end, LRU ahead by z standard errors: grow the window towards LRU
+_EARLY_Z = 3.0  # within a period: LRU ahead by z standard errors (after _EARLY_MIN requests) grows it at once
+_EARLY_MIN = 256
+_JUMP = 0.75  # growing towards LRU covers this share of the distance to a window of the whole capacity
+_PROBE_FIRST = 2  # quiet periods above the initial window before a step down is tried (doubles if punished)
+_PROBE_MAX = 1024
+_PROBE_FLOOR = 0.01  # probes do not take the window below this share (Caffeine's initial window)
+_SHADOW_MAX = 4096  # shadow LRU entries before the shadow samples keys by hash
+_MUL = 0x9E3779B97F4A7C15
+_M64 = (1 << 64) - 1
 _ABSENT: Any = object()
 
 
@@ -75,15 +101,25 @@ class TinyLFUPolicy:
         "_hint",
         "_hits",
         "_misses",
+        "_n_s",
+        "_own_s",
         "_prev_rate",
         "_probation",
+        "_probe_after",
+        "_probing",
         "_protected",
         "_protected_max",
+        "_quiet",
         "_record",
         "_rng",
+        "_sh_bits",
+        "_sh_cap",
+        "_sh_hits",
+        "_shadow",
         "_sketch",
         "_step",
         "_wf",
+        "_wf0",
         "_window",
         "_window_max",
         "adaptive",
@@ -118,12 +154,23 @@ class TinyLFUPolicy:
         self._full = False  # True once the store has asked for a victim
         self.adaptive = adaptive
         self._wf = window
+        self._wf0 = min(window, _PROBE_FLOOR)
         self._window_max = 1
         self._protected_max = 0
         self._hits = 0
         self._misses = 0
-        self._prev_rate = 0.0
+        self._prev_rate = 0.0  # the previous period's gap to the shadow LRU
         self._step = -_STEP
+        # the shadow LRU (keys only) and this period's sampled requests, own hits and LRU hits among them
+        self._shadow: OrderedDict[str, None] = OrderedDict()
+        self._sh_cap = 1
+        self._sh_bits = 0
+        self._n_s = 0
+        self._own_s = 0
+        self._sh_hits = 0
+        self._quiet = 0
+        self._probe_after = _PROBE_FIRST
+        self._probing = False
         self._limits()
 
     # --- the protocol ---
@@ -150,7 +197,8 @@ class TinyLFUPolicy:
             self._access(key)
             return old
         self._misses += 1
-        self._sketch.increment(self._hash(key))
+        h = self._hash(key)
+        self._sketch.increment(h)
         if not self._full and len(data) > self._cap:
             self._cap = len(data)
             self._limits()
@@ -162,8 +210,8 @@ class TinyLFUPolicy:
             probation = self._probation
             while len(window) > self._window_max:
                 probation[window.popitem(last=False)[0]] = None
-        if self.adaptive and self._full and self._hits + self._misses >= self._sketch.sample_size:
-            self._climb()
+        if self.adaptive:
+            self._adapt_on_miss(key, h)
         return None
 
     def pop(self, key: str) -> Envelope[Any] | None:
@@ -171,13 +219,16 @@ class TinyLFUPolicy:
         env = self._data.pop(key, None)
         if env is not None:
             self._unlink(key)
+            self._shadow.pop(key, None)  # gone from an LRU cache too
         return env
 
     def evict(self) -> tuple[str, Envelope[Any]] | None:
         """Remove and return the next victim: a candidate or a probation entry, whichever is less frequent."""
         if self._buf:
             self._drain()
-        self._full = True
+        if not self._full:  # the climber's periods start when the cache is full (until then it is an LRU)
+            self._full = True
+            self._hits = self._misses = self._n_s = self._own_s = self._sh_hits = 0
         data = self._data
         if not data:
             return None
@@ -214,6 +265,7 @@ class TinyLFUPolicy:
         self._window.clear()
         self._probation.clear()
         self._protected.clear()
+        self._shadow.clear()
 
     def keys(self) -> Iterator[str]:
         """A snapshot of the keys."""
@@ -254,6 +306,11 @@ class TinyLFUPolicy:
         wmax = min(cap, max(1, round(self._wf * cap)))
         self._window_max = wmax
         self._protected_max = int(_PROTECTED_SHARE * (cap - wmax))
+        bits = max(0, (cap - 1) // _SHADOW_MAX).bit_length()  # sample 1 key in 2^bits: at most _SHADOW_MAX entries
+        if bits != self._sh_bits:
+            self._sh_bits = bits
+            self._shadow.clear()
+        self._sh_cap = max(1, cap >> bits)
 
     def _drain(self) -> None:
         buf = self._buf
@@ -266,7 +323,12 @@ class TinyLFUPolicy:
         if not keys:
             return
         self._hits += len(keys)
-        self._sketch.increment_all(map(self._hash, keys))
+        if self.adaptive:
+            hashes = [self._hash(key) for key in keys]
+            self._sketch.increment_all(hashes)
+            self._shadow_hits(keys, hashes)
+        else:
+            self._sketch.increment_all(map(self._hash, keys))
         window, probation, protected = self._window, self._probation, self._protected
         protected_max = self._protected_max
         for key in keys:
@@ -299,19 +361,97 @@ class TinyLFUPolicy:
         if self._window.pop(key, _ABSENT) is _ABSENT and self._probation.pop(key, _ABSENT) is _ABSENT:
             self._protected.pop(key, None)
 
+    def _adapt_on_miss(self, key: str, h: int) -> None:
+        """Replay a miss on the shadow; end the period, or grow the window early if LRU is far ahead."""
+        if not self._sh_bits or not ((h * _MUL) & _M64) >> (64 - self._sh_bits):
+            self._shadow_access(key, hit=False)
+        if not self._full:
+            return
+        if self._hits + self._misses >= self._sketch.sample_size:
+            self._climb()
+        elif self._n_s >= _EARLY_MIN and self._wf < 1.0:
+            lead = self._sh_hits - self._own_s
+            if lead > 0 and lead * lead > _EARLY_Z * _EARLY_Z * self._n_s:
+                self._grow_towards_lru()
+
+    def _shadow_hits(self, keys: list[str], hashes: list[int]) -> None:
+        """Replay drained hits (of the sampled keys) on the shadow."""
+        shadow_access, bits = self._shadow_access, self._sh_bits
+        if not bits:
+            for key in keys:
+                shadow_access(key, hit=True)
+            return
+        shift = 64 - bits
+        for key, h in zip(keys, hashes, strict=True):
+            if not ((h * _MUL) & _M64) >> shift:
+                shadow_access(key, hit=True)
+
+    def _shadow_access(self, key: str, *, hit: bool) -> None:
+        """Replay one sampled request on the shadow LRU; count it, this policy's hit and the shadow's."""
+        shadow = self._shadow
+        self._n_s += 1
+        if hit:
+            self._own_s += 1
+        if key in shadow:
+            shadow.move_to_end(key)
+            self._sh_hits += 1
+        else:
+            shadow[key] = None
+            while len(shadow) > self._sh_cap:
+                shadow.popitem(last=False)
+
+    def _end_period(self) -> None:
+        self._hits = self._misses = self._n_s = self._own_s = self._sh_hits = 0
+
+    def _resize(self, wf: float) -> None:
+        self._wf = min(1.0, max(0.0, wf))
+        self._limits()
+        protected, probation = self._protected, self._probation
+        while len(protected) > self._protected_max:
+            probation[protected.popitem(last=False)[0]] = None
+
+    def _grow_towards_lru(self) -> None:
+        """LRU is significantly ahead: move 3/4 of the way to a window of the whole capacity, keep climbing up."""
+        self._step = _STEP
+        self._prev_rate = 0.0
+        self._end_period()
+        self._resize(self._wf + max(_STEP, (1.0 - self._wf) * _JUMP))
+
     def _climb(self) -> None:
-        total = self._hits + self._misses
-        rate = self._hits / total
-        change = rate - self._prev_rate
+        """End a sample period: step the window by the gap to the shadow LRU (see the module docstring)."""
+        n = self._n_s
+        if not n:  # nothing sampled (a tiny period with a sampling shadow): wait for more
+            return
+        gap = (self._own_s - self._sh_hits) / n
+        noise = n**-0.5
+        change = gap - self._prev_rate
+        self._prev_rate = gap
+        self._end_period()
+        probing, self._probing = self._probing, False
+        if gap < -_LRU_Z * noise:
+            if probing:  # the step down let LRU ahead: probe less often
+                self._probe_after = min(2 * self._probe_after, _PROBE_MAX)
+            self._step = abs(self._step)
+            self._resize(self._wf + max(self._step, (1.0 - self._wf) * _JUMP))
+            return
+        if abs(change) < _NOISE_Z * noise:  # noise: hold, and now and then probe a step back down
+            if self._wf <= self._wf0:
+                self._quiet = 0
+                return
+            if not probing:  # after a harmless probe, the next one comes at once
+                self._quiet += 1
+                if self._quiet < self._probe_after:
+                    return
+            self._quiet = 0
+            self._probing = True
+            self._step = -_STEP
+            self._resize(max(self._wf0, self._wf - _STEP))
+            return
+        if probing:
+            self._probe_after = min(2 * self._probe_after, _PROBE_MAX) if change < 0 else _PROBE_FIRST
         amount = self._step if change >= 0 else -self._step
         if abs(change) >= _RESTART_THRESHOLD:
             self._step = _STEP if amount >= 0 else -_STEP
         else:
             self._step = _STEP_DECAY * amount
-        self._prev_rate = rate
-        self._hits = self._misses = 0
-        self._wf = min(1.0, max(0.0, self._wf + amount))
-        self._limits()
-        protected, probation = self._protected, self._probation
-        while len(protected) > self._protected_max:
-            probation[protected.popitem(last=False)[0]] = None
+        self._resize(self._wf + amount)
