@@ -21,8 +21,9 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from stratacache import _staleness as staleness
     from stratacache._contract import TierContract
+    from stratacache._faults import FaultProxy
 
-__all__ = ["FakeClock", "TierContract", "staleness"]
+__all__ = ["FakeClock", "FaultProxy", "TierContract", "staleness"]
 
 
 def __getattr__(name: str) -> Any:
@@ -34,6 +35,10 @@ def __getattr__(name: str) -> Any:
         import stratacache._staleness as staleness
 
         return staleness
+    if name == "FaultProxy":
+        from stratacache._faults import FaultProxy
+
+        return FaultProxy
     raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
 
 
