@@ -150,6 +150,36 @@ def test_a_load_that_raced_a_delete_in_another_process_is_not_stored(redis_url: 
     assert stale == 0
 
 
+def test_an_invalidation_that_arrives_before_the_reply_keeps_the_reply_out_of_l1(
+    redis_server: RedisServer, prefix: str
+) -> None:
+    """The data connection is delayed, the backplane is not: the write's message beats the old value's reply."""
+    stale = raced = 0
+    with FaultProxy("127.0.0.1", redis_server.port) as proxy:
+        reader = Cache(
+            MemoryTier(), _tier(proxy.url(), prefix, backplane_url=redis_server.url, timeout=2.0), namespace="app"
+        )
+        writer = Cache(_tier(redis_server.url, prefix), namespace="app")
+        with reader, writer:
+            reader.get("warm-up")  # the data connection is open before the first trial
+            for i in range(50):
+                key = f"k{i}"
+                writer.set(key, "v1")
+                proxy.delay(0.05)  # the reader's GET runs at once; its reply comes back 50 ms later
+                sent = proxy.stats.bytes_up
+                got: list[Any] = []
+                t = threading.Thread(target=lambda key=key, got=got: got.append(reader.get(key)))  # type: ignore[misc]
+                t.start()
+                _wait_until(lambda sent=sent: proxy.stats.bytes_up > sent, "the GET to go out")  # type: ignore[misc]
+                writer.set(key, "v2")  # committed and published while the old reply is in flight
+                t.join(NO_HANG)
+                proxy.heal()
+                raced += got == ["v1"]
+                stale += got == ["v1"] and reader._l1.get(reader._key(key)) is not None  # type: ignore[union-attr]
+    assert raced > 25  # the interleaving was really exercised
+    assert stale == 0
+
+
 # ---------------------------------------------------------------------------------------------- outages
 
 

@@ -85,6 +85,8 @@ def test_budgets_default_to_tens_of_milliseconds() -> None:
         ("redis://h/0", {"backplane": "yes"}),
         ("redis://h/0", {"max_value_bytes": "lots"}),
         ("rediss://h/0", {"ssl_cert_reqs": "maybe"}),
+        ("redis://h/0", {"backplane_url": "http://h/0"}),
+        ("redis://h/0", {"backplane_url": 5}),
         (42, {}),
     ],
 )
@@ -96,3 +98,10 @@ def test_bad_specs_raise_config_error(url: object, kwargs: dict[str, object]) ->
 def test_unknown_url_parameter_is_named() -> None:
     with pytest.raises(ConfigError, match="colour"):
         RedisTier.from_url("redis://h/0?colour=blue")
+
+
+def test_backplane_url_takes_the_data_spec_options() -> None:
+    spec = RedisTier("redis://data:6379/0", backplane_url="redis://pubsub:6380/0", timeout=0.3, prefix="app:")
+    bp = spec.backplane_spec()
+    assert (bp.hosts, bp.timeout, bp.prefix) == ((("pubsub", 6380),), 0.3, "app:")
+    assert RedisTier("redis://h/0").backplane_spec().hosts == (("h", 6379),)

@@ -150,7 +150,9 @@ class AsyncRedisStore:
         self._admin: Any = None  # a small synchronous client for usage(), opened on first use
         self._link: Link | None = None
         if spec.backplane:
-            self._link = Link(lambda: redis_link.connect_sync(spec), self._channel, self.origin, spec.heartbeat)
+            self._link = Link(
+                lambda: redis_link.connect_sync(spec.backplane_spec()), self._channel, self.origin, spec.heartbeat
+            )
             self._link.start(wait=spec.connect_timeout + spec.timeout)
 
     @property

@@ -36,6 +36,16 @@ _FLOATS: Final = {
     "outage_l1_ttl": (0.001, 86_400.0),
 }
 _INTS: Final = {"retries": (0, 10), "max_connections": (1, 10_000), "breaker_failures": (1, 1000)}
+_OPTION_FIELDS: Final = (
+    *_FLOATS,
+    *_INTS,
+    "prefix",
+    "max_value_bytes",
+    "ssl_ca_certs",
+    "ssl_certfile",
+    "ssl_keyfile",
+    "ssl_cert_reqs",
+)
 
 
 def _float_option(name: str, value: object) -> float:
@@ -101,6 +111,9 @@ class RedisTier(TierSpec):
         heartbeat: seconds between backplane pings; a link silent for 1.5 heartbeats is declared lost and every
             L1 above this tier is flushed until it is back.
         backplane: subscribe to other processes' invalidations (keep on unless no L1 is used anywhere).
+        backplane_url: subscribe through another endpoint than the data path (a proxy such as twemproxy or Envoy
+            that cannot carry pub/sub, or a dedicated server); same URL forms and options, messages are still
+            published on the data server, which must reach the subscriber (the same server or its replicas).
         lease_ttl: lifetime of a fill's lease (fence): a load slower than this is served but not stored.
         outage_l1_ttl: while this tier is unreachable, L1 copies live at most this long.
         max_value_bytes: largest stored entry; bigger values raise ``ValueTooLargeError`` at ``set``.
@@ -131,6 +144,7 @@ class RedisTier(TierSpec):
     ssl_certfile: str | None = None
     ssl_keyfile: str | None = None
     ssl_cert_reqs: str = "required"
+    backplane_url: str | None = None
     # derived from url (not arguments)
     kind: str = field(init=False, default="")
     hosts: tuple[tuple[str, int], ...] = field(init=False, default=())
@@ -189,6 +203,16 @@ class RedisTier(TierSpec):
         if not isinstance(self.backplane, bool):
             raise ConfigError(f"backplane must be a bool, got {self.backplane!r}")
         setattr_(self, "max_value_bytes", parse_size(self.max_value_bytes, what="max_value_bytes"))
+        if self.backplane_url is not None and not isinstance(self.backplane_url, str):
+            raise ConfigError(f"backplane_url must be a Redis URL, got {self.backplane_url!r}")
+        self.backplane_spec()  # a bad backplane URL fails here, at the call site
+
+    def backplane_spec(self) -> RedisTier:
+        """The spec the backplane subscribes with: this one, or ``backplane_url`` with this spec's options."""
+        if self.backplane_url is None:
+            return self
+        options = {f: getattr(self, f) for f in _OPTION_FIELDS}
+        return RedisTier(self.backplane_url, **options)
 
     @property
     def tls(self) -> bool:
@@ -201,7 +225,7 @@ class RedisTier(TierSpec):
         parsed = parse_tier_url(url) if isinstance(url, str) else url
         kwargs: dict[str, Any] = {}
         allowed = {*_FLOATS, *_INTS, "prefix", "backplane", "max_value_bytes", "db"}
-        allowed |= {"ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs"}
+        allowed |= {"ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "backplane_url"}
         for key, value in parsed.params.items():
             if key not in allowed:
                 raise ConfigError(
