@@ -378,6 +378,60 @@ def test_window_grows_on_a_moving_hot_spot() -> None:
     assert p.window_share > 0.2  # from 1%: towards LRU, which a recency trace favours
 
 
+def test_window_grows_within_a_period_of_the_cache_filling() -> None:
+    # a fast hot spot: LRU is far ahead; the sequential check jumps before the 10 x capacity period ends
+    p = tlfu(100)
+    trace = moving_hot_spot(1_000, 60, 0.5, seed=9)
+    replay(p, trace, 100)
+    assert p.window_share > 0.5
+
+
+@pytest.mark.parametrize(("hot", "speed"), [(60, 0.05), (100, 0.1), (40, 0.02)])
+def test_hit_ratio_on_a_moving_hot_spot_is_close_to_lru(hot: int, speed: float) -> None:
+    trace = moving_hot_spot(30_000, hot, speed, seed=7)
+    lru = replay(LRUPolicy(), trace, 100)
+    tiny = replay(tlfu(), trace, 100)
+    fixed = replay(tlfu(adaptive=False), trace, 100)
+    assert tiny >= lru - 0.005, f"W-TinyLFU {tiny:.4f} < LRU {lru:.4f} - 0.5 point"
+    assert fixed < lru - 0.005  # the trace is one where a fixed 1% window loses to LRU
+
+
+@pytest.mark.parametrize(("seed", "cap"), [(31, 50), (32, 500)])
+def test_window_stays_small_on_zipf(seed: int, cap: int) -> None:
+    trace = zipf(5000, 1.0, 60_000, seed=seed)
+    p = tlfu()
+    tiny = replay(p, trace, cap)
+    fixed = replay(tlfu(adaptive=False), trace, cap)
+    assert p.window_share <= 0.05
+    assert tiny >= fixed - 0.002  # no loss to the noise of the climber
+
+
+def test_window_shrinks_back_when_frequency_returns() -> None:
+    p = tlfu()
+    replay(p, moving_hot_spot(20_000, 60, 0.05, seed=7), 100)
+    grown = p.window_share
+    replay(p, zipf(5000, 1.0, 40_000, seed=33), 100)
+    assert grown > 0.5
+    assert p.window_share < 0.1
+
+
+def test_shadow_lru_is_sampled_for_large_capacities() -> None:
+    p = tlfu(10_000)
+    replay(p, [f"u{i}" for i in range(30_000)], 10_000)
+    assert 0 < len(p._shadow) <= 4096  # 1 key in 4 at this capacity, 2,500 entries at most
+    p.clear()
+    assert len(p._shadow) == 0
+
+
+def test_pop_drops_the_key_from_the_shadow() -> None:
+    p = tlfu(10)
+    for i in range(5):
+        bounded_put(p, f"k{i}", 10)
+    assert "k1" in p._shadow
+    p.pop("k1")
+    assert "k1" not in p._shadow
+
+
 def test_window_shrinks_on_a_loop() -> None:
     p = tlfu(window=0.5)
     replay(p, loop(150, 60_000), 100)

@@ -22,12 +22,13 @@ The design follows Caffeine's ``BoundedLocalCache``:
   * **A noise gate.** A change of the gap smaller than one standard error (``1/sqrt(n)`` for ``n`` sampled
     requests) holds the window where it is instead of walking on noise (on Zipf traffic the raw climber wanders
     from the best, small window to 20-40% and loses 1-2 points).
-  * **Towards LRU when LRU wins.** When the shadow LRU beats the policy by more than that standard error over a
-    period, or by three standard errors at any point after 256 requests (a sequential check, so a moving hot
-    spot is noticed within a few hundred requests rather than 10 x capacity), the window jumps 3/4 of the way to
-    the whole capacity: at 100% the window *is* an LRU, so the policy cannot lose to LRU for long. A window
-    held above its initial share probes a step down after 2 quiet periods (4, 8... after a probe that LRU
-    punished; at once again after a harmless one), so a return to frequency-biased traffic shrinks it back.
+  * **Towards LRU when LRU wins.** When the shadow LRU beats the policy over a period by more than the paired
+    standard error of the gap (``sqrt(d)/n``, for ``d`` requests on which exactly one of the two hit), or by
+    three of them at any point after 256 requests (a sequential check, so a moving hot spot is noticed within a
+    few hundred requests rather than 10 x capacity), the window jumps 3/4 of the way to the whole capacity: at
+    100% the window *is* an LRU, so the policy cannot lose to LRU for long. A window held above 1% probes a step
+    down after 2 quiet periods (4, 8... after a probe that LRU punished; at once again after a harmless one), so
+    a return to frequency-biased traffic shrinks it back.
 
   The shadow costs one ``OrderedDict`` operation per (sampled) request, done when the read buffer is drained.
 
@@ -96,6 +97,7 @@ class TinyLFUPolicy:
         "_buf",
         "_cap",
         "_data",
+        "_dis",
         "_full",
         "_hash",
         "_hint",
@@ -168,6 +170,7 @@ class TinyLFUPolicy:
         self._n_s = 0
         self._own_s = 0
         self._sh_hits = 0
+        self._dis = 0  # sampled requests where exactly one of this policy and the shadow hit
         self._quiet = 0
         self._probe_after = _PROBE_FIRST
         self._probing = False
@@ -228,7 +231,7 @@ class TinyLFUPolicy:
             self._drain()
         if not self._full:  # the climber's periods start when the cache is full (until then it is an LRU)
             self._full = True
-            self._hits = self._misses = self._n_s = self._own_s = self._sh_hits = 0
+            self._end_period()
         data = self._data
         if not data:
             return None
@@ -371,7 +374,7 @@ class TinyLFUPolicy:
             self._climb()
         elif self._n_s >= _EARLY_MIN and self._wf < 1.0:
             lead = self._sh_hits - self._own_s
-            if lead > 0 and lead * lead > _EARLY_Z * _EARLY_Z * self._n_s:
+            if lead > 0 and lead * lead > _EARLY_Z * _EARLY_Z * self._dis:
                 self._grow_towards_lru()
 
     def _shadow_hits(self, keys: list[str], hashes: list[int]) -> None:
@@ -395,13 +398,17 @@ class TinyLFUPolicy:
         if key in shadow:
             shadow.move_to_end(key)
             self._sh_hits += 1
+            if not hit:
+                self._dis += 1
         else:
+            if hit:
+                self._dis += 1
             shadow[key] = None
             while len(shadow) > self._sh_cap:
                 shadow.popitem(last=False)
 
     def _end_period(self) -> None:
-        self._hits = self._misses = self._n_s = self._own_s = self._sh_hits = 0
+        self._hits = self._misses = self._n_s = self._own_s = self._sh_hits = self._dis = 0
 
     def _resize(self, wf: float) -> None:
         self._wf = min(1.0, max(0.0, wf))
@@ -423,12 +430,13 @@ class TinyLFUPolicy:
         if not n:  # nothing sampled (a tiny period with a sampling shadow): wait for more
             return
         gap = (self._own_s - self._sh_hits) / n
-        noise = n**-0.5
+        lru_noise = max(self._dis, 1) ** 0.5 / n  # the paired standard error of the gap
+        noise = n**-0.5  # a bound on it, for the change between two periods
         change = gap - self._prev_rate
         self._prev_rate = gap
         self._end_period()
         probing, self._probing = self._probing, False
-        if gap < -_LRU_Z * noise:
+        if gap < -_LRU_Z * lru_noise:
             if probing:  # the step down let LRU ahead: probe less often
                 self._probe_after = min(2 * self._probe_after, _PROBE_MAX)
             self._step = abs(self._step)
