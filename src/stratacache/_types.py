@@ -56,6 +56,9 @@ class Changes(NamedTuple):
     keys: tuple[str, ...]
     gens: dict[str, int]
     flush_all: bool
+    keep_gens: bool = False
+    """With ``flush_all``: keep (or take back) the last known generation counters: the store is down, so nobody
+    can bump them, and the L1 goes on serving what it caches during the outage, under the store's ``outage_ttl``."""
 
 
 class Store(Protocol):

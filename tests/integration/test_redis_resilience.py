@@ -185,7 +185,7 @@ def test_an_invalidation_that_arrives_before_the_reply_keeps_the_reply_out_of_l1
 
 def test_killed_server_costs_misses_never_errors_and_recovers(private_redis: RedisServer, prefix: str) -> None:
     clock = FakeClock()
-    tier = _tier(private_redis.url, prefix, timeout=0.2, connect_timeout=0.2, breaker_open_for=1.0)
+    tier = _tier(private_redis.url, prefix, timeout=0.2, connect_timeout=0.2, breaker_open_for=10.0, outage_l1_ttl=2.0)
     cache = Cache(MemoryTier(), tier, namespace="app", clock=clock)
     loads = []
     with cache:
@@ -205,8 +205,16 @@ def test_killed_server_costs_misses_never_errors_and_recovers(private_redis: Red
         assert stats["redis"].breaker == "open"
         assert stats["redis"].errors > 0
         assert len(loads) == 20
+        # With the server known down, the L1 caches again, each entry capped at outage_l1_ttl.
+        calls: list[int] = []
+        assert cache.get_or_load("x", lambda: calls.append(1) or "X") == "X"
+        assert cache.get_or_load("x", lambda: calls.append(1) or "X") == "X"
+        assert calls == [1]
+        clock.advance(tier.outage_l1_ttl + 0.5)
+        assert cache.get_or_load("x", lambda: calls.append(1) or "X") == "X"
+        assert calls == [1, 1]
         private_redis.restart()
-        clock.advance(1.5)  # the breaker lets a probe through
+        clock.advance(10.5)  # the breaker lets a probe through
         _wait_until(lambda: not link.lost, "the backplane to come back")
         _wait_until(
             lambda: cache.get_or_load("d", lambda: 4) == 4 and cache.stats()["redis"].breaker == "closed", "recovery"

@@ -37,7 +37,7 @@ import redis.exceptions
 from redis.backoff import ExponentialWithJitterBackoff
 
 from stratacache._types import Changes
-from stratacache.core.breaker import Breaker
+from stratacache.core.breaker import CLOSED, Breaker
 from stratacache.core.envelope import decode_envelope, encode_envelope
 from stratacache.errors import DecodeError, TierError, TierTimeoutError, TierUnavailableError
 from stratacache.metrics.stats import TierCounters
@@ -149,6 +149,7 @@ class RedisStore:
         self._del = self._client.register_script(_DELETE)
         self._bump = self._client.register_script(_BUMP)
         self._poll_lock = threading.Lock()
+        self._outage_flushed = False
         self._admin: Any = None  # a small synchronous client for usage(), opened on first use
         self._link: Link | None = None
         if spec.backplane:
@@ -289,14 +290,24 @@ class RedisStore:
         return tuple(int(v) for v in values)
 
     def poll(self, apply: Callable[[Changes], None]) -> None:
-        """Hand other processes' changes to ``apply``; a lost backplane means flushing the whole L1."""
+        """Hand other processes' changes to ``apply``.
+
+        A lost backplane means flushing the whole L1: at every poll while the server answers (invalidations may
+        be passing us by), once when the server itself is down (its breaker open): nobody can change it then, so
+        the L1 goes on caching, each entry capped at ``outage_ttl``, until the link is back and flushes again.
+        """
         link = self._link
         if link is None or (not link.pending and not link.lost):
             return
         with self._poll_lock:
             if link.lost:
-                apply(Changes((), {}, flush_all=True))
+                if self.breaker.state == CLOSED:  # the data path works: we may be missing invalidations
+                    apply(Changes((), {}, flush_all=True))
+                elif not self._outage_flushed:  # the server is down: flush once, then cache under outage_ttl
+                    self._outage_flushed = True
+                    apply(Changes((), {}, flush_all=True, keep_gens=True))
                 return
+            self._outage_flushed = False
             queue = link.queue
             n = len(queue)
             if not n:

@@ -48,7 +48,7 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 
 from stratacache._primitives import MISSING
 from stratacache.core.config import validate_ttl
-from stratacache.core.entries import EntryFactory
+from stratacache.core.entries import EntryFactory, cap_expiry
 from stratacache.core.keys import encode_key, gen_name, key_prefix, validate_tags
 from stratacache.errors import (
     CacheClosedError,
@@ -79,6 +79,7 @@ T = TypeVar("T")
 _STRIPES: Final = 1024
 _OUTAGE: Final = (TierUnavailableError, TierTimeoutError)
 """Failures that mean a tier is unreachable: writes and invalidations are journaled and replayed, not raised."""
+_OUTAGE_L1_TTL: Final = 5.0  # seconds an L1 copy lives while a shared tier is unreachable (RedisTier overrides)
 
 
 def _check_distinct(wanted: list[tuple[Hashable, str]]) -> None:
@@ -139,6 +140,8 @@ class AsyncEngine:
         self._epochs = [0] * _STRIPES
         self._counters = EngineCounters()
         self._journals = [Journal() for _ in self._lower]
+        caps = [cap for s in self._lower if (cap := getattr(s, "outage_ttl", None)) is not None]
+        self._outage_ttl: float = min(caps, default=_OUTAGE_L1_TTL)
         self._unsettled = False  # some journal holds invalidations a tier has not received yet
         self._closed = False
 
@@ -433,7 +436,7 @@ class AsyncEngine:
     def _apply(self, changes: Changes) -> None:
         l1 = self._l1
         if changes.flush_all:
-            self._flush_l1()
+            self._flush_l1(forget_gens=not changes.keep_gens)
             return
         if changes.keys:
             for k in changes.keys:
@@ -445,14 +448,23 @@ class AsyncEngine:
             if l1 is not None:
                 l1.clear()
 
-    def _flush_l1(self) -> None:
+    def _flush_l1(self, *, forget_gens: bool = True) -> None:
         for i in range(_STRIPES):
             self._epochs[i] += 1
-        self._gens.forget()
+        if forget_gens:
+            self._gens.forget()
+        else:
+            self._gens.restore()
         if self._l1 is not None:
             self._l1.clear()
 
     # ------------------------------------------------------------------ outages: journal and replay
+
+    def _outage_capped(self, env: Envelope[Any] | None) -> Envelope[Any] | None:
+        """The L1 copy of an entry a shared tier could not take: it lives at most ``outage_ttl``."""
+        if env is None:
+            return None
+        return cap_expiry(env, self._clock.now() + self._outage_ttl)
 
     def _drop_during_outage(self, keys: list[str]) -> None:
         """A write that cannot reach the shared tier: drop it (counted) and journal the keys' old copies."""
@@ -471,7 +483,9 @@ class AsyncEngine:
         assert home is not None
         self._journals[self._lower.index(home)].add_gens(names)
         self._unsettled = True
-        self._flush_l1()
+        # Every L1 entry may carry an invalidated tag: drop them all. The counters stay: entries cached from now
+        # on were loaded after this invalidation, and live only outage_ttl.
+        self._flush_l1(forget_gens=False)
 
     async def _settle(self) -> None:
         """Replay journaled invalidations to tiers that are reachable again; raise if the home tier is not."""
@@ -675,12 +689,8 @@ class AsyncEngine:
                 if (exp is None or self._clock.now() < exp) and self._gens.current(env.gens, env.tags):
                     return self._codec.decode(env.value, k) if self._copy else env.value  # type: ignore[no-any-return]
         stripe = hash(k) % _STRIPES
-        fences: list[int] | None = None
-        if gens is not None and not self._unsettled:
-            try:  # before the loader reads the source: a write logged after the fence voids the fill
-                fences = [await store.fence([k]) for store in self._lower]
-            except TierError:
-                fences = None
+        # before the loader reads the source: a write after the fence voids the fill
+        fences = await self._fences(k) if gens is not None else None
         counters = self._counters
         t0 = self._clock.monotonic()
         try:
@@ -698,7 +708,26 @@ class AsyncEngine:
         await self._fill(prepared, stripe, epoch, fences)
         return value
 
-    async def _fill(self, prepared: Prepared, stripe: int, epoch: int, fences: list[int]) -> None:
+    async def _fences(self, k: str) -> list[int | None] | None:
+        """Each lower tier's write fence for ``k``, or ``None`` if a tier failed (then nothing is cached).
+
+        A tier that is unreachable or missed invalidations gets a ``None`` fence: it is not filled, and the L1
+        copy gets the outage cap.
+        """
+        fences: list[int | None] = []
+        for depth, store in enumerate(self._lower):
+            if self._journals[depth]:
+                fences.append(None)
+                continue
+            try:
+                fences.append(await store.fence([k]))
+            except _OUTAGE:
+                fences.append(None)
+            except TierError:
+                return None
+        return fences
+
+    async def _fill(self, prepared: Prepared, stripe: int, epoch: int, fences: list[int | None]) -> None:
         """Store a loaded value only where its key is unchanged since the load began.
 
         Each lower tier checks its fence atomically with the write (``fill_many``), so a write or delete by any
@@ -711,8 +740,16 @@ class AsyncEngine:
         self._epochs[stripe] += 1
         for depth in range(len(self._lower) - 1, -1, -1):
             store = self._lower[depth]
+            fence = fences[depth]
+            if fence is None:
+                l1env = self._outage_capped(l1env)
+                continue
             try:
-                stored = await store.fill_many([(k, env)], fences[depth])
+                stored = await store.fill_many([(k, env)], fence)
+            except _OUTAGE:
+                store.counters.errors += 1
+                l1env = self._outage_capped(l1env)
+                continue
             except TierError:
                 store.counters.errors += 1
                 return
@@ -756,6 +793,7 @@ class AsyncEngine:
             return
         self._bump(keys)
         failed: list[BaseException] = []
+        degraded = False
         items = [(k, env) for k, env, _ in prepared]
         for depth in range(len(self._lower) - 1, -1, -1):
             store = self._lower[depth]
@@ -766,10 +804,13 @@ class AsyncEngine:
                 store.counters.errors += 1
                 self._journals[depth].add_keys(keys)
                 self._unsettled = True
+                degraded = True
             except TierError as exc:
                 store.counters.errors += 1
                 failed.append(exc)
         expected = self._bump(keys)
+        if degraded:
+            prepared = [(k, env, self._outage_capped(e)) for k, env, e in prepared]
         if failed:
             if l1 is not None:
                 l1.delete_many(keys)

@@ -9,6 +9,8 @@ from __future__ import annotations
 import itertools
 from typing import TYPE_CHECKING, Any, TypeAlias
 
+import msgspec
+
 from stratacache.core.envelope import Envelope, encode_envelope
 from stratacache.core.freshness import expiry
 from stratacache.errors import ValueTooLargeError
@@ -19,7 +21,7 @@ if TYPE_CHECKING:
 
     from stratacache._types import Clock, Codec
 
-__all__ = ["EntryFactory", "Prepared"]
+__all__ = ["EntryFactory", "Prepared", "cap_expiry"]
 
 Prepared: TypeAlias = "tuple[str, Envelope[bytes], Envelope[Any] | None]"
 """A stored key, its bytes envelope for lower tiers, and its L1 envelope (``None`` without an L1)."""
@@ -141,3 +143,10 @@ class EntryFactory:
         return Envelope(
             held, env.codec, env.created_at, expires_at, None, env.delta, env.version, env.gens, env.tags, weight
         )
+
+
+def cap_expiry(env: Envelope[Any], until: float) -> Envelope[Any]:
+    """``env`` expiring no later than ``until`` (the same object when it already does)."""
+    if env.expires_at is not None and env.expires_at <= until:
+        return env
+    return msgspec.structs.replace(env, expires_at=until)

@@ -21,7 +21,7 @@ MAX_TRACKED: Final = 100_000
 class Generations:
     """Namespace generation plus per-tag generations of one engine's namespace."""
 
-    __slots__ = ("authoritative", "namespace", "ns", "ns_name", "tag_prefix", "tags")
+    __slots__ = ("_last", "authoritative", "namespace", "ns", "ns_name", "tag_prefix", "tags")
 
     def __init__(self, namespace: str, *, authoritative: bool) -> None:
         self.namespace = namespace
@@ -30,6 +30,7 @@ class Generations:
         self.authoritative = authoritative
         self.ns: int | None = 0 if authoritative else None
         self.tags: dict[str, int] = {}
+        self._last: tuple[int, dict[str, int]] | None = None
 
     def store_names(self, tags: tuple[str, ...]) -> list[str]:
         """Names of ``tags``' counters in the shared store."""
@@ -97,10 +98,21 @@ class Generations:
         self.tags.clear()
 
     def forget(self) -> None:
-        """Forget everything learned (after losing track of the shared store's log)."""
+        """Forget everything learned (after losing track of the shared store's log); :meth:`restore` undoes it."""
         if not self.authoritative:
+            if self.ns is not None:
+                self._last = (self.ns, self.tags)
             self.ns = None
-            self.tags.clear()
+            self.tags = {}
+
+    def restore(self) -> None:
+        """Take back the counters known before the last :meth:`forget` if nothing was learned since.
+
+        Used while the shared store is down: nobody can bump its counters then, and entries cached meanwhile live
+        only ``outage_ttl``, so the last known values are the best available (``docs/redis.md``).
+        """
+        if self.ns is None and self._last is not None:
+            self.ns, self.tags = self._last[0], dict(self._last[1])
 
     def snapshot(self, tags: tuple[str, ...]) -> tuple[int, ...] | None:
         """``(ns, *tag gens)`` if all are known, else ``None``."""
