@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import urllib.parse
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -20,6 +21,7 @@ if TYPE_CHECKING:
 
 TTL = 600
 MAXSIZE = 20_000
+PREFILL_CHUNK = 500  # keys per prefill batch on Redis (well inside stratacache's 0.1 s command budget)
 
 
 def _noop() -> None:
@@ -39,6 +41,14 @@ class KV:
 
 
 @dataclass
+class RedisKV(KV):
+    """A store on the ``redis`` suite's server. Async stores have coroutine ``get``/``set``/``read``/``prefill``."""
+
+    get_many: Callable[[list[Any]], Any] | None = None
+    read_many: Callable[[list[Any]], list[Any]] | None = None  # values in key order, None when absent: checks only
+
+
+@dataclass
 class Deco:
     """A memoized function under test (sync or async)."""
 
@@ -53,6 +63,31 @@ def _prefill_by(set_: Callable[[Any, Any], Any]) -> Callable[[list[tuple[Any, An
             set_(k, v)
 
     return prefill
+
+
+def _chunks(items: list[tuple[Any, Any]]) -> list[dict[Any, Any]]:
+    return [dict(items[i : i + PREFILL_CHUNK]) for i in range(0, len(items), PREFILL_CHUNK)]
+
+
+def _prefill_many(set_many: Callable[[dict[Any, Any]], Any]) -> Callable[[list[tuple[Any, Any]]], None]:
+    def prefill(items: list[tuple[Any, Any]]) -> None:
+        for chunk in _chunks(items):
+            set_many(chunk)
+
+    return prefill
+
+
+def _aprefill_many(set_many: Callable[[dict[Any, Any]], Awaitable[Any]]) -> Callable[[list[tuple[Any, Any]]], Any]:
+    async def prefill(items: list[tuple[Any, Any]]) -> None:
+        for chunk in _chunks(items):
+            await set_many(chunk)
+
+    return prefill
+
+
+def _host_port_db(url: str) -> tuple[str, int, int]:
+    parts = urllib.parse.urlsplit(url)
+    return parts.hostname or "127.0.0.1", parts.port or 6379, int(parts.path.strip("/") or 0)
 
 
 @dataclass
@@ -80,6 +115,12 @@ class Adapter:
         raise NotImplementedError
 
     def adeco(self, fn: Callable[..., Awaitable[Any]]) -> Deco:
+        raise NotImplementedError
+
+    def redis(self, url: str) -> RedisKV:
+        raise NotImplementedError
+
+    def aredis(self, url: str) -> RedisKV:
         raise NotImplementedError
 
 
@@ -129,6 +170,39 @@ class Stratacache(Adapter):
         sc = self.mods["stratacache"]
         c = sc.AsyncCache(self._memory(), namespace="bench-adeco", ttl=TTL)
         return Deco(f"AsyncCache(MemoryTier).cached(ttl={TTL})", c.cached(ttl=TTL)(fn), c.close)
+
+    def redis(self, url: str, *, backplane: bool = False) -> RedisKV:
+        """A cache with the Redis tier only (no L1): every get is an L2 hit through the engine."""
+        sc = self.mods["stratacache"]
+        namespace = "bench-redis-bp" if backplane else "bench-redis"
+        c = sc.Cache(sc.RedisTier(url, backplane=backplane), namespace=namespace, ttl=TTL)
+
+        def read_many(keys: list[Any]) -> list[Any]:
+            found = c.get_many(keys)
+            return [found.get(k) for k in keys]
+
+        return RedisKV(
+            label=f"Cache(RedisTier(url, backplane={backplane})), no L1, ttl={TTL}",
+            get=c.get,
+            set=c.set,
+            read=c.get,
+            prefill=_prefill_many(c.set_many),
+            close=c.close,
+            get_many=c.get_many,
+            read_many=read_many,
+        )
+
+    def aredis(self, url: str) -> RedisKV:
+        sc = self.mods["stratacache"]
+        c = sc.AsyncCache(sc.RedisTier(url, backplane=False), namespace="bench-aredis", ttl=TTL)
+        return RedisKV(
+            label=f"AsyncCache(RedisTier(url, backplane=False)), no L1, ttl={TTL}",
+            get=c.get,
+            set=c.set,
+            read=c.get,
+            prefill=_aprefill_many(c.set_many),
+            close=c.close,
+        )
 
 
 class Dict(Adapter):
@@ -229,6 +303,28 @@ class Dogpile(Adapter):
     def deco(self, fn: Callable[..., Any]) -> Deco:
         return Deco("dogpile region.cache_on_arguments (memory)", self._region().cache_on_arguments()(fn))
 
+    def redis(self, url: str) -> RedisKV:
+        region = self.mods["dogpile.cache"].make_region()
+        region.configure("dogpile.cache.redis", expiration_time=TTL, arguments={"url": url})
+        no_value = self.mods["dogpile.cache.api"].NO_VALUE
+
+        def read(k: Any) -> Any:
+            v = region.get(k)
+            return None if v is no_value else v
+
+        def read_many(keys: list[Any]) -> list[Any]:
+            return [None if v is no_value else v for v in region.get_multi(keys)]
+
+        return RedisKV(
+            f"dogpile.cache.redis region (pickle), expiration_time={TTL}",
+            region.get,
+            region.set,
+            read,
+            _prefill_many(region.set_multi),
+            get_many=region.get_multi,
+            read_many=read_many,
+        )
+
 
 class Cashews(Adapter):
     name = "cashews"
@@ -241,6 +337,19 @@ class Cashews(Adapter):
         c.setup("mem://")
         return Deco(f"cashews Cache('mem://')(ttl={TTL})", c(ttl=TTL)(fn), c.close)
 
+    def aredis(self, url: str) -> RedisKV:
+        cashews = self.mods["cashews"]
+        c = cashews.Cache()
+        c.setup(url)
+        return RedisKV(
+            f"cashews Cache().setup('redis://...') (pickle), expire={TTL}",
+            c.get,
+            functools.partial(c.set, expire=TTL),
+            c.get,
+            _aprefill_many(functools.partial(c.set_many, expire=TTL)),
+            c.close,
+        )
+
 
 class Aiocache(Adapter):
     name = "aiocache"
@@ -252,6 +361,18 @@ class Aiocache(Adapter):
         return Deco(
             "aiocache.cached(cache=Cache.MEMORY)",
             aiocache.cached(ttl=TTL, cache=aiocache.Cache.MEMORY)(fn),
+        )
+
+    def aredis(self, url: str) -> RedisKV:
+        host, port, db = _host_port_db(url)
+        c = self.mods["aiocache"].RedisCache(endpoint=host, port=port, db=db)
+        return RedisKV(
+            f"aiocache.RedisCache (JsonSerializer), ttl={TTL}",
+            c.get,
+            functools.partial(c.set, ttl=TTL),
+            c.get,
+            _aprefill_many(lambda chunk: c.multi_set(list(chunk.items()), ttl=TTL)),
+            c.close,
         )
 
 
@@ -272,6 +393,74 @@ class Diskcache(Adapter):
         return KV("diskcache.Cache (defaults)", c.get, c.set, c.get, prefill, c.close)
 
 
+class RedisPy(Adapter):
+    """The baseline: redis-py's own client (hiredis parser when installed), one command per operation."""
+
+    name = "redis-py"
+    modules = ("redis", "redis.asyncio", "redis.utils", "msgspec")
+    dists = ("redis", "hiredis")
+
+    def _codec(self) -> tuple[Callable[[Any], bytes], Callable[[bytes], Any]]:
+        msgpack = self.mods["msgspec"].msgpack
+        return msgpack.encode, msgpack.decode
+
+    def _label(self, cls: str, extra: str = "") -> str:
+        parser = "hiredis" if self.mods["redis.utils"].HIREDIS_AVAILABLE else "pure-Python"
+        return (
+            f"{cls}, {parser} parser: GET returns the stored msgpack bytes undecoded; "
+            f"SET k msgpack(v) PX {TTL * 1000}{extra}"
+        )
+
+    def redis(self, url: str) -> RedisKV:
+        r = self.mods["redis"].Redis.from_url(url)
+        encode, decode = self._codec()
+        px = TTL * 1000
+
+        def set_(k: Any, v: Any) -> Any:
+            return r.set(k, encode(v), px=px)
+
+        def read(k: Any) -> Any:
+            data = r.get(k)
+            return None if data is None else decode(data)
+
+        def prefill(items: list[tuple[Any, Any]]) -> None:
+            pipe = r.pipeline(transaction=False)
+            for k, v in items:
+                pipe.set(k, encode(v), px=px)
+            pipe.execute()
+
+        return RedisKV(
+            self._label("redis.Redis", "; MGET of the batch"),
+            r.get,
+            set_,
+            read,
+            prefill,
+            r.close,
+            get_many=r.mget,
+            read_many=lambda keys: [None if d is None else decode(d) for d in r.mget(keys)],
+        )
+
+    def aredis(self, url: str) -> RedisKV:
+        r = self.mods["redis.asyncio"].Redis.from_url(url)
+        encode, decode = self._codec()
+        px = TTL * 1000
+
+        def set_(k: Any, v: Any) -> Any:  # returns the command's coroutine: no extra coroutine layer
+            return r.set(k, encode(v), px=px)
+
+        async def read(k: Any) -> Any:
+            data = await r.get(k)
+            return None if data is None else decode(data)
+
+        async def prefill(items: list[tuple[Any, Any]]) -> None:
+            pipe = r.pipeline(transaction=False)
+            for k, v in items:
+                pipe.set(k, encode(v), px=px)
+            await pipe.execute()
+
+        return RedisKV(self._label("redis.asyncio.Redis"), r.get, set_, read, prefill, r.aclose)
+
+
 ADAPTERS: dict[str, type[Adapter]] = {
     a.name: a
     for a in (
@@ -284,6 +473,7 @@ ADAPTERS: dict[str, type[Adapter]] = {
         Cashews,
         Aiocache,
         Diskcache,
+        RedisPy,
     )
 }
 

@@ -5,6 +5,10 @@
 - ``deco``: a memoized function called with arguments whose results are already cached, sync and async.
 - ``sqlite``: get (hit) and set (overwrite) against an embedded on-disk store, 10,000 keys pre-filled; both
   libraries write into one temporary directory, so they share a disk and a filesystem.
+- ``redis``: the shared tier. One ``redis-server`` started for the run (``benchmarks/servers.py``), 10,000 keys
+  of ~100-byte values pre-filled per library (each library in its own database); sync and async get (hit),
+  ``get_many`` of 100 keys, sync and async set (overwrite). stratacache has no L1 here, so every get is an L2
+  hit through the engine; the baseline is redis-py's own client. Skipped when no ``redis-server`` is found.
 - ``hitrate``: not timed; seeded key traces replayed with ``stratacache.simulate`` to compare hit ratios
   (``benchmarks/hitrate.py``, run by the CLI outside the timing harness).
 
@@ -22,15 +26,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from benchmarks.adapters import ADAPTERS, Adapter
+from benchmarks import servers
+from benchmarks.adapters import ADAPTERS, Adapter, RedisKV
 from benchmarks.harness import Case, async_call_pass, get_pass, set_pass
 
 if TYPE_CHECKING:
     import asyncio
     from collections.abc import Callable, Sequence
 
-SUITES = ("l1", "deco", "sqlite", "hitrate")
-TIMED = ("l1", "deco", "sqlite")
+SUITES = ("l1", "deco", "sqlite", "redis", "hitrate")
+TIMED = ("l1", "deco", "sqlite", "redis")
 
 N_KEYS = 10_000
 N_ARGS = 1_000
@@ -41,17 +46,43 @@ L1_PEERS = ("stratacache", "dict", "cachetools", "cachebox", "theine", "dogpile.
 DECO_PEERS = ("stratacache", "cachetools", "cachebox", "theine", "dogpile.cache")
 ADECO_PEERS = ("stratacache", "cachebox", "cashews", "aiocache", "theine")
 SQLITE_PEERS = ("stratacache", "diskcache")
+# redis-py first: its rows lead the table. Each library gets its own database, so keys never collide.
+REDIS_SYNC_PEERS = ("redis-py", "stratacache", "dogpile.cache")
+REDIS_ASYNC_PEERS = ("redis-py", "stratacache", "cashews", "aiocache")
+REDIS_DBS = {"stratacache": 0, "redis-py": 1, "dogpile.cache": 2, "cashews": 3, "aiocache": 4}
+BATCH = 100
 
 OPS = {
     "l1": ("get-hit", "set"),
     "deco": ("call-hit sync", "call-hit async"),
     "sqlite": ("get-hit", "set"),
 }
+# op -> (peers, sync?, what a pass calls)
+REDIS_OPS: dict[str, tuple[tuple[str, ...], bool, str]] = {
+    "get-hit sync": (REDIS_SYNC_PEERS, True, "get"),
+    "get-hit sync, backplane on": (("redis-py", "stratacache"), True, "get"),
+    "get_many 100 sync": (REDIS_SYNC_PEERS, True, "get_many"),
+    "set sync": (REDIS_SYNC_PEERS, True, "set"),
+    "get-hit async": (REDIS_ASYNC_PEERS, False, "get"),
+    "set async": (REDIS_ASYNC_PEERS, False, "set"),
+}
 
 
 def value_of(i: int) -> dict[str, Any]:
     """A small value, shaped like a database row."""
     return {"id": i, "name": f"user-{i}", "active": True}
+
+
+def row_of(i: int) -> dict[str, Any]:
+    """A ~100-byte value (msgpack), shaped like a database row: what the ``redis`` suite stores."""
+    return {
+        "id": i,
+        "name": f"user-{i}",
+        "email": f"user-{i}@example.com",
+        "active": True,
+        "roles": ["reader", "writer"],
+        "score": 0.5,
+    }
 
 
 def cycle_to(items: Sequence[Any], n: int) -> list[Any]:
@@ -205,6 +236,102 @@ def _deco_cases(ctx: Context, *, is_async: bool) -> None:
             case.make_pass = lambda n, f=f: get_pass(f, cycle_to(args, n))
 
 
+def _star(fn: Callable[[Any, Any], Any]) -> Callable[[tuple[Any, Any]], Any]:
+    """``fn(k, v)`` as a one-argument call on ``(k, v)``, for the async set passes (the same wrapper for all)."""
+
+    def call(kv: tuple[Any, Any]) -> Any:
+        return fn(*kv)
+
+    return call
+
+
+def _redis_cases(ctx: Context) -> None:
+    plan = [(op, Case(suite="redis", op=op, impl=name)) for op, (peers, _, _) in REDIS_OPS.items() for name in peers]
+    ctx.cases.extend(case for _, case in plan)
+    binary = servers.find_binary()
+    if binary is None:
+        for _, case in plan:
+            case.status = "skipped: no redis-server"
+        return
+    try:
+        server = servers.start(binary)
+    except Exception as exc:
+        for _, case in plan:
+            case.fail("redis-server", exc)
+        return
+    ctx.closers.append(server.stop)  # closers run last to first: the server outlives every client
+    keys = [f"user:{i:05d}" for i in range(N_KEYS)]
+    values = {k: row_of(i) for i, k in enumerate(keys)}
+    order = keys[:]
+    random.Random(SEED).shuffle(order)
+    batches = [order[i : i + BATCH] for i in range(0, len(order), BATCH)]
+    sample = order[:CHECK_SAMPLE]
+    loop = ctx.loop
+    stores: dict[tuple[str, bool, bool], RedisKV | str] = {}
+
+    def store(name: str, *, sync: bool, backplane: bool) -> RedisKV | str:
+        """The library's store, built and pre-filled once per (sync, backplane), or why it could not be."""
+        if (name, sync, backplane) not in stores:
+            a = ctx.adapter(name)
+            if isinstance(a, str):
+                stores[name, sync, backplane] = a
+                return a
+            url = f"redis://{servers.HOST}:{server.port}/{REDIS_DBS[name]}"
+            try:
+                options = {"backplane": True} if backplane else {}  # stratacache's only
+                kv = a.redis(url, **options) if sync else a.aredis(url)
+                ctx.closers.append(kv.close)
+                filled = kv.prefill(list(values.items()))
+                if inspect.isawaitable(filled):
+                    loop.run_until_complete(filled)
+            except Exception as exc:
+                stores[name, sync, backplane] = f"setup: {type(exc).__name__}: {exc}"
+            else:
+                kv.label += f"; redis-server {server.version}, db {REDIS_DBS[name]}"
+                stores[name, sync, backplane] = kv
+        return stores[name, sync, backplane]
+
+    for op, case in plan:
+        _, sync, call = REDIS_OPS[op]
+        kv = store(case.impl, sync=sync, backplane=op.endswith("backplane on") and case.impl == "stratacache")
+        if isinstance(kv, str):
+            if kv.startswith("not installed"):
+                case.status, case.detail = "not installed", kv
+            else:
+                case.status, case.detail = "error", kv
+            continue
+        if call == "get_many" and kv.get_many is None:
+            case.status, case.detail = "error", "no get_many in this adapter"
+            continue
+
+        def check(kv: RedisKV = kv, call: str = call, sync: bool = sync) -> str | None:
+            if call == "get_many":
+                assert kv.read_many is not None
+                got = [v for batch in batches[:2] for v in kv.read_many(batch)]
+                want = [values[k] for batch in batches[:2] for k in batch]
+            else:
+                got = [kv.read(k) if sync else loop.run_until_complete(kv.read(k)) for k in sample]
+                want = [values[k] for k in sample]
+            bad = sum(g != w for g, w in zip(got, want, strict=True))
+            return f"{bad}/{len(want)} sampled keys missing or wrong" if bad else None
+
+        case.label = kv.label
+        case.check = check
+        if call == "get":
+            if sync:
+                case.make_pass = lambda n, kv=kv: get_pass(kv.get, cycle_to(order, n))
+            else:
+                case.make_pass = lambda n, kv=kv: async_call_pass(loop, kv.get, cycle_to(order, n))
+        elif call == "get_many":
+            case.make_pass = lambda n, kv=kv: get_pass(kv.get_many, cycle_to(batches, n))
+        elif sync:
+            case.make_pass = lambda n, kv=kv: set_pass(kv.set, [(k, values[k]) for k in cycle_to(order, n)])
+        else:
+            case.make_pass = lambda n, kv=kv: async_call_pass(
+                loop, _star(kv.set), [(k, values[k]) for k in cycle_to(order, n)]
+            )
+
+
 def build(suites: Sequence[str], ctx: Context) -> list[Case]:
     """Set up every case of ``suites`` (caches built and pre-filled); the returned cases are ready to time."""
     for suite in suites:
@@ -215,6 +342,8 @@ def build(suites: Sequence[str], ctx: Context) -> list[Case]:
             _deco_cases(ctx, is_async=True)
         elif suite == "sqlite":
             _kv_cases(ctx, "sqlite", lambda a: a.disk(ctx.disk_dir()), SQLITE_PEERS)
+        elif suite == "redis":
+            _redis_cases(ctx)
         elif suite == "hitrate":
             continue  # no timed case: see benchmarks/hitrate.py
         else:  # pragma: no cover - the CLI validates suite names
