@@ -26,6 +26,7 @@ TOKENS = [
     (r"\bAsyncEngine\b", "Engine"),
     (r"\bAsyncStore\b", "Store"),
     (r"\bAsyncSingleFlight\b", "SingleFlight"),
+    (r"\bAsyncBackground\b", "Background"),
     (r"\bAsyncRedisStore\b", "RedisStore"),
     (r"\bredis\.asyncio\b", "redis"),
     (r"\baclose\(\)", "close()"),

@@ -13,6 +13,7 @@ True
 from stratacache._api import AsyncCache, Cache, open
 from stratacache._types import Clock, Codec
 from stratacache.codecs import JsonCodec, MsgpackCodec, SignedPickleCodec, ZstdCodec
+from stratacache.core.loadpolicy import LoadPolicy
 from stratacache.errors import (
     CacheClosedError,
     CodecError,
@@ -21,6 +22,7 @@ from stratacache.errors import (
     EncodeError,
     InvalidKeyError,
     InvalidTTLError,
+    LoadTimeout,
     SerializationError,
     SignatureError,
     StrataCacheError,
@@ -47,6 +49,8 @@ __all__ = [
     "InvalidKeyError",
     "InvalidTTLError",
     "JsonCodec",
+    "LoadPolicy",
+    "LoadTimeout",
     "MemoryTier",
     "MsgpackCodec",
     "RedisTier",

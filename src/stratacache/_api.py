@@ -16,6 +16,7 @@ from stratacache.core.clock import SYSTEM_CLOCK
 from stratacache.core.config import parse_tier_url, validate_ttl
 from stratacache.core.engine import AsyncEngine
 from stratacache.core.keys import validate_namespace
+from stratacache.core.loadpolicy import PLAIN, LoadPolicy
 from stratacache.decorators import AsyncCachedFunction, CachedFunction
 from stratacache.errors import ConfigError
 from stratacache.tiers.redis_spec import RedisTier
@@ -51,6 +52,7 @@ def _engine_kwargs(
     ttl_jitter: float,
     rng: random.Random | None,
     asynchronous: bool,
+    policy: LoadPolicy | None = None,
 ) -> tuple[dict[str, Any], list[Store | AsyncStore]]:
     """Validate every argument, then build the stores; nothing is opened if anything is wrong."""
     ns = validate_namespace(namespace)
@@ -60,6 +62,8 @@ def _engine_kwargs(
         raise ConfigError(f"schema must be an int in [0, 2**23), got {schema!r}")
     if isinstance(ttl_jitter, bool) or not isinstance(ttl_jitter, int | float) or not 0 <= ttl_jitter < 1:
         raise ConfigError(f"ttl_jitter must be a fraction in [0, 1), got {ttl_jitter!r}")
+    if policy is not None and not isinstance(policy, LoadPolicy):
+        raise ConfigError(f"policy must be a LoadPolicy, got {type(policy).__name__}")
     specs = [_spec_of(t) for t in tiers] or [MemoryTier()]
     for i, spec in enumerate(specs):
         if isinstance(spec, MemoryTier) and i != 0:
@@ -85,6 +89,7 @@ def _engine_kwargs(
         "clock": clock_,
         "jitter": float(ttl_jitter),
         "rng": rng if rng is not None else random.Random(),  # noqa: S311 - jitter, not cryptography
+        "policy": policy if policy is not None else PLAIN,
         "weigher": l1_spec.weigher if l1_spec is not None else None,
         "l1_ttl_cap": l1_spec.ttl_cap if l1_spec is not None else None,
     }
@@ -99,6 +104,15 @@ def _close_quietly(store: Store | AsyncStore) -> None:
         sync_close = getattr(store, "close_now", None)
         if sync_close is not None:
             sync_close()
+
+
+def _policy_of(policy: object) -> LoadPolicy | None:
+    """A decorator's policy, checked; a policy with nothing on is the engine's fast-path marker ``PLAIN``."""
+    if policy is None:
+        return None
+    if isinstance(policy, LoadPolicy):
+        return PLAIN if policy.plain else policy
+    raise ConfigError(f"policy must be a LoadPolicy, got {type(policy).__name__}")
 
 
 def _spec_of(tier: object) -> MemoryTier | TierSpec:
@@ -135,6 +149,7 @@ class _Facade:
         clock: Clock | None = None,
         ttl_jitter: float = 0.0,
         rng: random.Random | None = None,
+        policy: LoadPolicy | None = None,
     ) -> None:
         kwargs, lower = _engine_kwargs(
             tiers,
@@ -146,6 +161,7 @@ class _Facade:
             ttl_jitter=ttl_jitter,
             rng=rng,
             asynchronous=self._asynchronous,
+            policy=policy,
         )
         self._start(lower, kwargs)
 
@@ -167,7 +183,9 @@ class Cache(_Facade, Engine):
             of cached values changes.
         clock: time source (``stratacache.testing.FakeClock`` in tests).
         ttl_jitter: shorten each TTL by a random fraction up to this value, spreading expiries.
-        rng: random source for jitter (seed it for reproducible tests).
+        rng: random source for jitter and early refresh (seed it for reproducible tests).
+        policy: the default :class:`~stratacache.LoadPolicy` of ``get_or_load`` and decorated functions
+            (stale-while-revalidate, fail-safe, loader timeouts, early refresh, negative TTL); off by default.
 
     Raises:
         ConfigError: a bad tier, URL, codec, namespace or option.
@@ -189,6 +207,7 @@ class Cache(_Facade, Engine):
         ttl: float | None = None,
         tags: Callable[..., Iterable[str]] | None = None,
         key: Callable[..., str] | None = None,
+        policy: LoadPolicy | None = None,
     ) -> Callable[[Callable[P, R]], CachedFunction[P, R]]: ...
 
     def cached(
@@ -199,6 +218,7 @@ class Cache(_Facade, Engine):
         ttl: float | None = None,
         tags: Callable[..., Iterable[str]] | None = None,
         key: Callable[..., str] | None = None,
+        policy: LoadPolicy | None = None,
     ) -> CachedFunction[P, R] | Callable[[Callable[P, R]], CachedFunction[P, R]]:
         """Memoize a function: ``@cache.cached`` or ``@cache.cached(ttl=60, tags=lambda uid: [f"user:{uid}"])``.
 
@@ -207,19 +227,21 @@ class Cache(_Facade, Engine):
             ttl: seconds to live (``None``: the cache's default).
             tags: called with the function's arguments; returns the tags of the result.
             key: called with the arguments (without ``self``); returns a key suffix replacing the digest.
+            policy: a :class:`~stratacache.LoadPolicy` for this function (default: the cache's).
 
         Raises:
             TypeError: ``fn`` is a coroutine function (use :class:`AsyncCache`).
             InvalidTTLError: a bad ``ttl``.
         """
         ttl_ = validate_ttl(ttl)
+        policy_ = _policy_of(policy)
 
         def decorate(f: Callable[P, R]) -> CachedFunction[P, R]:
             if inspect.iscoroutinefunction(f):
                 raise TypeError(f"{f.__qualname__} is a coroutine function: decorate it with AsyncCache.cached")
             if not callable(f):
                 raise TypeError("cached() decorates a function")
-            return CachedFunction(self, f, ttl=ttl_, tags=tags, key=key)
+            return CachedFunction(self, f, ttl=ttl_, tags=tags, key=key, policy=policy_)
 
         return decorate(fn) if fn is not None else decorate
 
@@ -256,6 +278,7 @@ class AsyncCache(_Facade, AsyncEngine):
         ttl: float | None = None,
         tags: Callable[..., Iterable[str]] | None = None,
         key: Callable[..., str] | None = None,
+        policy: LoadPolicy | None = None,
     ) -> Callable[[Callable[P, Awaitable[R]]], AsyncCachedFunction[P, R]]: ...
 
     def cached(
@@ -266,6 +289,7 @@ class AsyncCache(_Facade, AsyncEngine):
         ttl: float | None = None,
         tags: Callable[..., Iterable[str]] | None = None,
         key: Callable[..., str] | None = None,
+        policy: LoadPolicy | None = None,
     ) -> AsyncCachedFunction[P, R] | Callable[[Callable[P, Awaitable[R]]], AsyncCachedFunction[P, R]]:
         """Memoize a coroutine function (see :meth:`Cache.cached`); ``invalidate`` is awaitable here.
 
@@ -274,13 +298,14 @@ class AsyncCache(_Facade, AsyncEngine):
             InvalidTTLError: a bad ``ttl``.
         """
         ttl_ = validate_ttl(ttl)
+        policy_ = _policy_of(policy)
 
         def decorate(f: Callable[P, Awaitable[R]]) -> AsyncCachedFunction[P, R]:
             if not inspect.iscoroutinefunction(f):
                 raise TypeError(
                     f"{getattr(f, '__qualname__', f)!s} is not a coroutine function: decorate it with Cache.cached"
                 )
-            return AsyncCachedFunction(self, f, ttl=ttl_, tags=tags, key=key)
+            return AsyncCachedFunction(self, f, ttl=ttl_, tags=tags, key=key, policy=policy_)
 
         return decorate(fn) if fn is not None else decorate
 
@@ -301,6 +326,7 @@ def open(  # noqa: A001 - mirrors the stdlib's open()/dbm.open() naming, as docu
     clock: Clock | None = None,
     ttl_jitter: float = 0.0,
     rng: random.Random | None = None,
+    policy: LoadPolicy | None = None,
 ) -> Cache:
     """Build a :class:`Cache` from tier URLs, L1 first (other arguments as for :class:`Cache`).
 
@@ -318,5 +344,13 @@ def open(  # noqa: A001 - mirrors the stdlib's open()/dbm.open() naming, as docu
     if urls and not flat:
         raise ConfigError("no tier URL given")
     return Cache(
-        *flat, namespace=namespace, ttl=ttl, codec=codec, schema=schema, clock=clock, ttl_jitter=ttl_jitter, rng=rng
+        *flat,
+        namespace=namespace,
+        ttl=ttl,
+        codec=codec,
+        schema=schema,
+        clock=clock,
+        ttl_jitter=ttl_jitter,
+        rng=rng,
+        policy=policy,
     )

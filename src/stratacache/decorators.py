@@ -22,6 +22,7 @@ if TYPE_CHECKING:
 
     from stratacache._sync.engine import Engine
     from stratacache.core.engine import AsyncEngine
+    from stratacache.core.loadpolicy import LoadPolicy
 
 __all__ = ["AsyncCachedFunction", "CachedFunction", "KeyBuilder"]
 
@@ -129,10 +130,12 @@ class _Memoized:
         ttl: float | None,
         tags: Callable[..., Iterable[str]] | None,
         key: Callable[..., str] | None,
+        policy: LoadPolicy | None = None,
     ) -> None:
         self.__wrapped__ = fn
         functools.update_wrapper(cast("Any", self), fn)  # a callable subclass is the real wrapper
         self._ttl = ttl
+        self._policy = policy
         self._tags = tags
         self._keyfn = key
         self._kb = KeyBuilder(fn)
@@ -166,8 +169,9 @@ class CachedFunction(_Memoized, Generic[P, R]):
         ttl: float | None,
         tags: Callable[..., Iterable[str]] | None,
         key: Callable[..., str] | None,
+        policy: LoadPolicy | None = None,
     ) -> None:
-        super().__init__(fn, ttl=cache._ttl_of(ttl), tags=tags, key=key)  # None: the cache's default TTL
+        super().__init__(fn, ttl=cache._ttl_of(ttl), tags=tags, key=key, policy=policy)  # ttl None: the default
         self._cache = cache
         self._fn = fn
 
@@ -180,7 +184,7 @@ class CachedFunction(_Memoized, Generic[P, R]):
         k, tags = self._call_key(args, kwargs)
         fn = self._fn
         cache = self._cache
-        return cache._get_or_load(cache._key(k), lambda: fn(*args, **kwargs), self._ttl, tags)
+        return cache._get_or_load(cache._key(k), lambda: fn(*args, **kwargs), self._ttl, tags, self._policy)
 
 
 class _BoundCached:
@@ -223,8 +227,9 @@ class AsyncCachedFunction(_Memoized, Generic[P, R]):
         ttl: float | None,
         tags: Callable[..., Iterable[str]] | None,
         key: Callable[..., str] | None,
+        policy: LoadPolicy | None = None,
     ) -> None:
-        super().__init__(fn, ttl=cache._ttl_of(ttl), tags=tags, key=key)  # None: the cache's default TTL
+        super().__init__(fn, ttl=cache._ttl_of(ttl), tags=tags, key=key, policy=policy)  # ttl None: the default
         self._cache = cache
         self._fn = fn
         if hasattr(inspect, "markcoroutinefunction"):  # Python >= 3.12
@@ -239,4 +244,4 @@ class AsyncCachedFunction(_Memoized, Generic[P, R]):
         k, tags = self._call_key(args, kwargs)
         fn = self._fn
         cache = self._cache
-        return await cache._get_or_load(cache._key(k), lambda: fn(*args, **kwargs), self._ttl, tags)
+        return await cache._get_or_load(cache._key(k), lambda: fn(*args, **kwargs), self._ttl, tags, self._policy)

@@ -11,6 +11,7 @@ Every exception stratacache raises derives from :class:`StrataCacheError`::
     │   ├── EncodeError(TypeError)     the value cannot be serialized (alias: SerializationError)
     │   └── DecodeError                a miss on reads, never raised there
     │       └── SignatureError         a signed-pickle payload failed its HMAC check
+    ├── LoadTimeout(TimeoutError)      a loader outlasted its hard timeout (LoadPolicy)
     ├── TierError                      counted, never raised from reads
     │   ├── TierTimeoutError
     │   └── TierUnavailableError       circuit open
@@ -32,6 +33,7 @@ __all__ = [
     "EncodeError",
     "InvalidKeyError",
     "InvalidTTLError",
+    "LoadTimeout",
     "SerializationError",
     "SignatureError",
     "StrataCacheError",
@@ -80,6 +82,21 @@ class DecodeError(CodecError):
 
 class SignatureError(DecodeError):
     """A signed payload failed its HMAC check (tampered, or signed with an unknown key)."""
+
+
+class LoadTimeout(StrataCacheError, TimeoutError):  # noqa: N818 - the name the issue tracker and peers use
+    """A loader outlasted the timeout of its :class:`~stratacache.LoadPolicy`.
+
+    The hard timeout, or the soft one when a stale value could be served instead. The load goes on in the
+    background and stores its result.
+
+    Attributes:
+        soft: the soft timeout expired (a stale value may be served instead).
+    """
+
+    def __init__(self, message: str, *, soft: bool = False) -> None:
+        super().__init__(message)
+        self.soft = soft
 
 
 class TierError(StrataCacheError):

@@ -23,6 +23,8 @@ EXPORTED = [
     "InvalidKeyError",
     "InvalidTTLError",
     "JsonCodec",
+    "LoadPolicy",
+    "LoadTimeout",
     "MemoryTier",
     "MsgpackCodec",
     "RedisTier",

@@ -51,11 +51,16 @@ from typing import TYPE_CHECKING, Any, Final, TypeVar
 from stratacache._primitives import MISSING
 from stratacache.core.config import validate_ttl
 from stratacache.core.entries import EntryFactory, cap_expiry
+from stratacache.core.freshness import xfetch_due
 from stratacache.core.keys import encode_key, gen_name, key_prefix, validate_tags
+from stratacache.core.loadpolicy import PLAIN, LoadPolicy
 from stratacache.errors import (
     CacheClosedError,
+    ConfigError,
     DecodeError,
     InvalidKeyError,
+    LoadTimeout,
+    StrataCacheError,
     TierError,
     TierTimeoutError,
     TierUnavailableError,
@@ -64,6 +69,7 @@ from stratacache.errors import (
 from stratacache.invalidation.generations import Generations
 from stratacache.invalidation.journal import Journal, Replay
 from stratacache.metrics.stats import EngineCounters, Stats, TierStats
+from stratacache.protection.background import Background
 from stratacache.protection.singleflight import SingleFlight
 
 if TYPE_CHECKING:
@@ -81,7 +87,27 @@ T = TypeVar("T")
 _STRIPES: Final = 1024
 _OUTAGE: Final = (TierUnavailableError, TierTimeoutError)
 """Failures that mean a tier is unreachable: writes and invalidations are journaled and replayed, not raised."""
+_MAX_THROTTLED: Final = 10_000  # keys whose failing loader is being throttled (fail-safe)
 _OUTAGE_L1_TTL: Final = 5.0  # seconds an L1 copy lives while a shared tier is unreachable (RedisTier overrides)
+
+
+def _policy_arg(policy: object) -> LoadPolicy | None:
+    """A per-call policy, checked (``None``: the cache's own)."""
+    if policy is None:
+        return None
+    if isinstance(policy, LoadPolicy):
+        return PLAIN if policy.plain else policy
+    raise ConfigError(f"policy must be a LoadPolicy, got {type(policy).__name__}")
+
+
+def _note(seen: dict[str, tuple[Any, Envelope[bytes]]], k: str, value: Any, env: Envelope[bytes], now: float) -> Any:
+    """Record a lower-tier envelope for the policy path; a stale one is remembered and treated as a miss."""
+    exp = env.expires_at
+    if exp is not None and now >= exp:
+        seen.setdefault(k, (value, env))  # the first stale one met; the tiers below are still asked
+        return MISSING
+    seen[k] = (value, env)
+    return value
 
 
 def _check_distinct(wanted: list[tuple[Hashable, str]]) -> None:
@@ -113,6 +139,7 @@ class Engine:
         rng: random.Random,
         weigher: Callable[[str, Any], int] | None = None,
         l1_ttl_cap: float | None = None,
+        policy: LoadPolicy = PLAIN,
     ) -> None:
         self._l1 = l1
         self._lower = tuple(lower)
@@ -139,6 +166,11 @@ class Engine:
         self._copy = l1 is not None and l1.copy_on_read
         self._gens = Generations(namespace, authoritative=self._home is None)
         self._flight = SingleFlight()
+        self._policy = PLAIN if policy.plain else policy  # identity marks the shortest path
+        self._rng = rng
+        self._background = Background()
+        self._refreshing: set[str] = set()
+        self._throttled: dict[str, float] = {}  # key -> until when its failing loader is not called again
         self._epochs = [0] * _STRIPES
         self._counters = EngineCounters()
         self._journals = [Journal() for _ in self._lower]
@@ -172,25 +204,59 @@ class Engine:
         *,
         ttl: float | None = None,
         tags: Iterable[str] = (),
+        policy: LoadPolicy | None = None,
     ) -> T:
         """Return the cached value of ``key``, calling ``loader()`` on a miss and caching its result.
 
         Concurrent callers of one key in this process share one loader call. A loader exception reaches
-        every waiting caller and nothing is cached. ``None`` is a cacheable result.
+        every waiting caller and nothing is cached (unless ``policy`` says to serve a stale value instead).
+        ``None`` is a cacheable result.
+
+        Args:
+            key: as for :meth:`set`.
+            loader: called with no argument on a miss (an ``def`` for the async cache).
+            ttl: seconds to live (``None``: the cache's default).
+            tags: names whose invalidation drops the entry.
+            policy: stale-while-revalidate, fail-safe, timeouts, early refresh, negative TTL for this call
+                (default: the cache's ``policy``). See :class:`~stratacache.LoadPolicy`.
 
         Raises:
-            InvalidKeyError, InvalidTTLError: bad key, ttl or tags (before anything is read).
+            InvalidKeyError, InvalidTTLError, ConfigError: bad key, ttl, tags or policy (before anything is read).
             EncodeError, ValueTooLargeError: the loader's result cannot be cached.
+            LoadTimeout: the load outlasted the policy's hard timeout and there was no stale value to serve.
         """
-        return self._get_or_load(self._key(key), loader, self._ttl_of(ttl), validate_tags(tags))
+        return self._get_or_load(
+            self._key(key), loader, self._ttl_of(ttl), validate_tags(tags), _policy_arg(policy)
+        )
 
     def _get_or_load(
-        self, k: str, loader: Callable[[], T], ttl_: float | None, tags_: tuple[str, ...]
+        self,
+        k: str,
+        loader: Callable[[], T],
+        ttl_: float | None,
+        tags_: tuple[str, ...],
+        policy: LoadPolicy | None = None,
     ) -> T:
         """:meth:`get_or_load` on checked input (the decorator checks its TTL once, at decoration)."""
+        pol = self._policy if policy is None else policy
+        if pol is not PLAIN:
+            return self._get_or_load_with(k, loader, ttl_, tags_, pol)
         value = self._lookup(k)
         if value is not MISSING:
             return value  # type: ignore[no-any-return]
+        return self._load_flight(k, loader, ttl_, tags_, pol)
+
+    def _load_flight(
+        self,
+        k: str,
+        loader: Callable[[], T],
+        ttl_: float | None,
+        tags_: tuple[str, ...],
+        pol: LoadPolicy,
+        *,
+        refresh: bool = False,
+    ) -> T:
+        """Load ``k`` through the single flight and store the result (``refresh``: even if L1 holds it fresh)."""
         # A caller may only join a load that started after the last write or invalidation it could know of:
         # the flight is keyed by the key's write epoch and the generations of its namespace and tags, read
         # here, before the loader runs; the leader stores its result under exactly these.
@@ -201,7 +267,7 @@ class Engine:
             gens = None  # the shared tier is down: load, serve, cache nothing unverifiable
         flight = f"{k}\x00{epoch}\x00{gens}"
         result, joined = self._flight.do(
-            flight, lambda: self._load(k, loader, ttl_, tags_, epoch=epoch, gens=gens)
+            flight, lambda: self._load(k, loader, ttl_, tags_, pol, epoch=epoch, gens=gens, refresh=refresh)
         )
         if joined:
             self._counters.coalesced += 1
@@ -232,7 +298,8 @@ class Engine:
             self._entries.prepare(k, value, ttl_, tags_, gens=(), delta=0.0)  # bad values still raise here
             self._drop_during_outage([k])
             return
-        prepared = [self._entries.prepare(k, value, ttl_, tags_, gens=gens, delta=0.0)]
+        stale_for = self._policy.stale_window
+        prepared = [self._entries.prepare(k, value, ttl_, tags_, gens=gens, delta=0.0, stale_for=stale_for)]
         self._write(prepared)
 
     def set_many(
@@ -255,8 +322,9 @@ class Engine:
             gens: tuple[int, ...] | None = self._snapshot(tags_)
         except _OUTAGE:
             gens = None
+        stale_for = self._policy.stale_window
         prepared = [
-            self._entries.prepare(k, value, ttl_, tags_, gens=gens or (), delta=0.0)
+            self._entries.prepare(k, value, ttl_, tags_, gens=gens or (), delta=0.0, stale_for=stale_for)
             for k, value in zip(keys, mapping.values(), strict=True)
         ]
         if gens is None:
@@ -393,12 +461,17 @@ class Engine:
             load_seconds=c.load_time,
             coalesced=c.coalesced,
             invalidations=c.invalidations,
+            stale_served=c.stale_served,
+            refreshes=c.refreshes,
+            refresh_errors=c.refresh_errors,
+            load_timeouts=c.load_timeouts,
         )
 
     def close(self) -> None:
         """Release every tier's resources. Further use raises :class:`CacheClosedError`."""
         if self._closed:
             return
+        self._background.close()  # background refreshes still use the tiers
         self._closed = True
         if self._l1 is not None:
             self._l1.close()
@@ -410,6 +483,162 @@ class Engine:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    # ------------------------------------------------------------------ loads under a LoadPolicy
+
+    def _get_or_load_with(
+        self, k: str, loader: Callable[[], T], ttl: float | None, tags: tuple[str, ...], pol: LoadPolicy
+    ) -> T:
+        """``get_or_load`` with stale-while-revalidate, fail-safe, timeouts, early refresh (see LoadPolicy)."""
+        if self._pollers:
+            self._poll()
+        now = self._clock.now()
+        value, env = self._find(k, now)
+        if env is None:
+            return self._load_timed(k, loader, ttl, tags, pol, stale=False)
+        exp = env.expires_at
+        if exp is None or now < exp:  # fresh
+            if (pol.early_refresh is not None or pol.refresh_ahead is not None) and self._refresh_due(env, now, pol):
+                self._refresh_later(k, loader, ttl, tags, pol)
+            return value  # type: ignore[no-any-return]
+        return self._stale_or_load(k, loader, ttl, tags, pol, value=value, exp=exp, now=now)
+
+    def _stale_or_load(
+        self,
+        k: str,
+        loader: Callable[[], T],
+        ttl: float | None,
+        tags: tuple[str, ...],
+        pol: LoadPolicy,
+        *,
+        value: Any,
+        exp: float,
+        now: float,
+    ) -> T:
+        """An expired ``value`` is at hand: serve it (SWR, fail-safe, throttled loader), or load and fall back."""
+        swr = pol.stale_while_revalidate
+        if swr is not None and now < exp + swr:
+            self._counters.stale_served += 1
+            self._refresh_later(k, loader, ttl, tags, pol)
+            return value  # type: ignore[no-any-return]
+        fail_safe = pol.fail_safe
+        safe = fail_safe is not None and now < exp + fail_safe
+        if safe and now < self._throttled.get(k, 0.0):  # its loader failed a moment ago: do not hammer it
+            self._counters.stale_served += 1
+            return value  # type: ignore[no-any-return]
+        try:
+            return self._load_timed(k, loader, ttl, tags, pol, stale=True)
+        except LoadTimeout as exc:
+            if not (exc.soft or safe):
+                raise
+        except StrataCacheError:
+            raise  # the cache's own errors (an unencodable result...) are bugs to see, not outages to hide
+        except Exception:
+            if not safe:
+                raise
+            self._throttle(k, now + pol.fail_safe_throttle)
+        self._counters.stale_served += 1
+        return value  # type: ignore[no-any-return]
+
+    def _find(self, k: str, now: float) -> tuple[Any, Envelope[Any] | None]:
+        """``(value, envelope)``: a fresh hit, else the newest stale candidate, else ``(MISSING, None)``.
+
+        A stale candidate is expired but inside its stale window; invalidated entries are never candidates.
+        """
+        stale: tuple[Any, Envelope[Any]] | None = None
+        l1 = self._l1
+        if l1 is not None:
+            env = l1.get(k)
+            if env is not None and self._gens.current(env.gens, env.tags):
+                value = self._codec.decode(env.value, k) if self._copy else env.value
+                exp = env.expires_at
+                if exp is None or now < exp:
+                    l1.counters.hits += 1
+                    return value, env
+                if env.stale_until is not None and now < env.stale_until:
+                    stale = (value, env)
+            l1.counters.misses += 1
+        if self._lower:
+            seen: dict[str, tuple[Any, Envelope[bytes]]] = {}
+            found = self._read_lower_many([k], now, seen)
+            if k in found:
+                return found[k], seen[k][1]
+            below = seen.get(k)
+            if below is not None and (stale is None or below[1].created_at > stale[1].created_at):
+                stale = below
+        return stale if stale is not None else (MISSING, None)
+
+    def _refresh_due(self, env: Envelope[Any], now: float, pol: LoadPolicy) -> bool:
+        """Whether a fresh hit should refresh in the background (XFetch or refresh-ahead)."""
+        exp = env.expires_at
+        if exp is None:
+            return False
+        ahead = pol.refresh_ahead
+        if ahead is not None and now >= env.created_at + ahead * (exp - env.created_at):
+            return True
+        beta = pol.early_refresh
+        return beta is not None and xfetch_due(env, now, beta, self._rng)
+
+    def _refresh_later(
+        self, k: str, loader: Callable[[], T], ttl: float | None, tags: tuple[str, ...], pol: LoadPolicy
+    ) -> None:
+        """Start one background refresh of ``k`` unless one is running (or too many are)."""
+        refreshing = self._refreshing
+        if k in refreshing or self._closed:
+            return
+        refreshing.add(k)
+        if self._background.start(lambda: self._refresh(k, loader, ttl, tags, pol)) is None:
+            refreshing.discard(k)
+
+    def _refresh(
+        self, k: str, loader: Callable[[], T], ttl: float | None, tags: tuple[str, ...], pol: LoadPolicy
+    ) -> None:
+        self._counters.refreshes += 1
+        try:
+            self._load_flight(k, loader, ttl, tags, pol, refresh=True)
+        except Exception:  # a failed refresh leaves the old value; counted, and throttled
+            self._counters.refresh_errors += 1
+            if pol.fail_safe is not None:
+                self._throttle(k, self._clock.now() + pol.fail_safe_throttle)
+        finally:
+            self._refreshing.discard(k)
+
+    def _throttle(self, k: str, until: float) -> None:
+        throttled = self._throttled
+        if len(throttled) >= _MAX_THROTTLED:  # bounded: forget the oldest half
+            for old in list(throttled)[: _MAX_THROTTLED // 2]:
+                del throttled[old]
+        throttled[k] = until
+
+    def _load_timed(
+        self,
+        k: str,
+        loader: Callable[[], T],
+        ttl: float | None,
+        tags: tuple[str, ...],
+        pol: LoadPolicy,
+        *,
+        stale: bool,
+    ) -> T:
+        """Load through the flight; under a timeout, in the background, the caller waiting at most that long."""
+        if not pol.timed:
+            return self._load_flight(k, loader, ttl, tags, pol)
+        job = self._background.start(lambda: self._load_flight(k, loader, ttl, tags, pol))
+        if job is None:  # too many loads pending already: this one runs in the caller
+            return self._load_flight(k, loader, ttl, tags, pol)
+        soft, hard = pol.soft_timeout, pol.hard_timeout
+        waited = 0.0
+        if soft is not None and stale:
+            try:
+                return self._background.wait(job, soft)  # type: ignore[no-any-return]
+            except TimeoutError:
+                self._counters.load_timeouts += 1
+                raise LoadTimeout(f"load of {k!r} outlasted soft_timeout={soft}", soft=True) from None
+        try:
+            return self._background.wait(job, None if hard is None else hard - waited)  # type: ignore[no-any-return]
+        except TimeoutError:
+            self._counters.load_timeouts += 1
+            raise LoadTimeout(f"load of {k!r} outlasted hard_timeout={hard}; it goes on in the background") from None
 
     # ------------------------------------------------------------------ keys and input checks
 
@@ -558,7 +787,8 @@ class Engine:
             if (exp is None or now < exp) and self._gens.current(env.gens, env.tags):
                 l1.counters.hits += 1
                 return self._codec.decode(env.value, k) if self._copy else env.value
-            l1.delete_if(k, env)
+            if env.stale_until is None or now >= env.stale_until or not self._gens.current(env.gens, env.tags):
+                l1.delete_if(k, env)  # dead: neither fresh nor kept to be served stale
         l1.counters.misses += 1
         return MISSING
 
@@ -578,8 +808,14 @@ class Engine:
         found = self._read_lower_many([k], now)
         return found.get(k, MISSING)
 
-    def _read_lower_many(self, keys: list[str], now: float) -> dict[str, Any]:
-        """Read ``keys`` tier by tier (one batch each), validate, decode and backfill the tiers above."""
+    def _read_lower_many(
+        self, keys: list[str], now: float, seen: dict[str, tuple[Any, Envelope[bytes]]] | None = None
+    ) -> dict[str, Any]:
+        """Read ``keys`` tier by tier (one batch each), validate, decode and backfill the tiers above.
+
+        With ``seen``, also record each key's envelope: the fresh hit's, or else the first stale one met (expired
+        but inside its stale window and not invalidated), which the policy path may serve on purpose.
+        """
         found: dict[str, Any] = {}
         epochs = {k: self._epochs[hash(k) % _STRIPES] for k in keys}
         todo = keys
@@ -600,7 +836,9 @@ class Engine:
             hits: list[tuple[str, Envelope[bytes], Any]] = []
             rest: list[str] = []
             for k, env in zip(todo, envs, strict=True):
-                value = MISSING if env is None else self._accept(store, k, env, now)
+                value = MISSING if env is None else self._accept(store, k, env, now, seen is not None)
+                if seen is not None and value is not MISSING:
+                    value = _note(seen, k, value, env, now)  # type: ignore[arg-type]
                 if value is MISSING:
                     store.counters.misses += 1
                     rest.append(k)
@@ -613,11 +851,16 @@ class Engine:
             todo = rest
         return found
 
-    def _accept(self, store: Store, k: str, env: Envelope[bytes], now: float) -> Any:
-        """The decoded value if ``env`` is fresh, current and decodable, else ``MISSING``."""
+    def _accept(self, store: Store, k: str, env: Envelope[bytes], now: float, stale_ok: bool = False) -> Any:
+        """The decoded value if ``env`` is fresh, current and decodable; else ``MISSING``.
+
+        With ``stale_ok``, an expired ``env`` inside its stale window is accepted too.
+        """
         exp = env.expires_at
-        if env.codec != self._codec_tag or (exp is not None and now >= exp):
-            return MISSING  # another codec/schema wrote it, or it expired: a plain miss
+        if env.codec != self._codec_tag:
+            return MISSING  # another codec/schema wrote it: a plain miss
+        if exp is not None and now >= exp and (not stale_ok or env.stale_until is None or now >= env.stale_until):
+            return MISSING  # expired (and not kept to be served stale): a plain miss
         if len(env.gens) != len(env.tags) + 1:
             store.counters.errors += 1
             return MISSING
@@ -678,13 +921,15 @@ class Engine:
         loader: Callable[[], T],
         ttl: float | None,
         tags: tuple[str, ...],
+        pol: LoadPolicy,
         *,
         epoch: int,
         gens: tuple[int, ...] | None,
+        refresh: bool = False,
     ) -> T:
         """Leader of a single flight: re-check L1, run the loader, store if the key is still as it was read."""
         l1 = self._l1
-        if l1 is not None:  # a flight that just finished may have filled it (not counted as a lookup)
+        if l1 is not None and not refresh:  # a flight that just finished may have filled it (not counted)
             env = l1.get(k)
             if env is not None:
                 exp = env.expires_at
@@ -706,7 +951,9 @@ class Engine:
         counters.loads += 1
         if gens is None or fences is None or self._closed:
             return value  # a shared tier is unreachable: serve the value, cache nothing unverifiable
-        prepared = self._entries.prepare(k, value, ttl, tags, gens=gens, delta=delta)
+        if value is None and pol.negative_ttl is not None:
+            ttl = pol.negative_ttl
+        prepared = self._entries.prepare(k, value, ttl, tags, gens=gens, delta=delta, stale_for=pol.stale_window)
         self._fill(prepared, stripe, epoch, fences)
         return value
 

@@ -86,9 +86,17 @@ class EntryFactory:
         return self._tag
 
     def prepare(
-        self, k: str, value: Any, ttl: float | None, tags: tuple[str, ...], *, gens: tuple[int, ...], delta: float
+        self,
+        k: str,
+        value: Any,
+        ttl: float | None,
+        tags: tuple[str, ...],
+        *,
+        gens: tuple[int, ...],
+        delta: float,
+        stale_for: float | None = None,
     ) -> Prepared:
-        """Encode and weigh one entry.
+        """Encode and weigh one entry; ``stale_for``: seconds after expiry it is kept to be served stale.
 
         Raises:
             EncodeError: the codec cannot encode ``value``.
@@ -96,12 +104,13 @@ class EntryFactory:
         """
         data = self._codec.encode(value, k)
         now = self._clock.now()
+        expires_at = expiry(now, ttl, self._jitter, self._rng)
         env = Envelope(
             value=data,
             codec=self._tag,
             created_at=now,
-            expires_at=expiry(now, ttl, self._jitter, self._rng),
-            stale_until=None,
+            expires_at=expires_at,
+            stale_until=None if expires_at is None or stale_for is None else expires_at + stale_for,
             delta=delta,
             version=next(self._versions),
             gens=gens,
@@ -140,8 +149,11 @@ class EntryFactory:
         if cap is not None and (expires_at is None or expires_at > now + cap):
             expires_at = now + cap
         held = env.value if self._copy else value
+        stale_until = env.stale_until
+        if stale_until is not None and expires_at is not None and stale_until < expires_at:
+            stale_until = expires_at
         return Envelope(
-            held, env.codec, env.created_at, expires_at, None, env.delta, env.version, env.gens, env.tags, weight
+            held, env.codec, env.created_at, expires_at, stale_until, env.delta, env.version, env.gens, env.tags, weight
         )
 
 

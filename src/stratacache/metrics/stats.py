@@ -46,7 +46,17 @@ class TierCounters:
 class EngineCounters:
     """Engine-wide counters: loads, load errors, coalesced waits, invalidations."""
 
-    __slots__ = ("coalesced", "invalidations", "load_errors", "load_time", "loads")
+    __slots__ = (
+        "coalesced",
+        "invalidations",
+        "load_errors",
+        "load_time",
+        "load_timeouts",
+        "loads",
+        "refresh_errors",
+        "refreshes",
+        "stale_served",
+    )
 
     def __init__(self) -> None:
         self.loads = 0
@@ -54,6 +64,10 @@ class EngineCounters:
         self.load_time = 0.0
         self.coalesced = 0
         self.invalidations = 0
+        self.stale_served = 0
+        self.refreshes = 0
+        self.refresh_errors = 0
+        self.load_timeouts = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -93,6 +107,10 @@ class Stats:
         load_seconds: total time spent in loaders.
         coalesced: callers that waited for another caller's load instead of loading (single-flight).
         invalidations: ``invalidate_tags``/``clear`` calls plus generations bumped by other processes.
+        stale_served: expired values served on purpose (stale-while-revalidate, fail-safe, soft timeout).
+        refreshes: background refreshes started (stale-while-revalidate, early refresh, refresh-ahead).
+        refresh_errors: background refreshes whose loader failed.
+        load_timeouts: callers that stopped waiting for a load (soft or hard timeout).
     """
 
     namespace: str
@@ -102,6 +120,10 @@ class Stats:
     load_seconds: float
     coalesced: int
     invalidations: int
+    stale_served: int = 0
+    refreshes: int = 0
+    refresh_errors: int = 0
+    load_timeouts: int = 0
 
     def __getitem__(self, name: str) -> TierStats:
         """The :class:`TierStats` of the tier named ``name`` (``"memory"``, ``"sqlite"``...)."""
