@@ -43,7 +43,7 @@ if TYPE_CHECKING:
 
 __all__ = ["SQLiteStore"]
 
-SCHEMA_VERSION: Final = 1
+SCHEMA_VERSION: Final = 2  # 2: sc_log without AUTOINCREMENT, size trigger only on a change
 _KIND_KEY: Final = 0
 _KIND_GEN: Final = 1
 _LOG_KEEP: Final = 50_000
@@ -52,44 +52,66 @@ _TOUCH_GRANULARITY: Final = 30.0  # seconds: LRU by the half-minute is close eno
 _TOUCH_MAX: Final = 8192  # buffered access times; eviction only runs inside writes, which apply them first
 _WAL_HEADER: Final = 48
 _CHUNK: Final = 500  # below SQLite's default limit of host parameters
+_REFRESH_MAX: Final = 64  # batches up to this size first try to overwrite rows without moving their atime
+_CACHE_KIB: Final = -32768  # PRAGMA cache_size: negative means KiB
+_GC_RECHECK: Final = 1.0  # seconds: how late another store's expired rows may be noticed by this one's writes
 
-_SCHEMA: Final = """
-CREATE TABLE IF NOT EXISTS sc_entries(
-    key TEXT PRIMARY KEY,
-    env BLOB NOT NULL,
-    gc_at REAL,
-    size INTEGER NOT NULL,
-    atime REAL NOT NULL
-);
-CREATE INDEX IF NOT EXISTS sc_entries_gc ON sc_entries(gc_at) WHERE gc_at IS NOT NULL;
-CREATE INDEX IF NOT EXISTS sc_entries_atime ON sc_entries(atime);
-CREATE TABLE IF NOT EXISTS sc_meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID;
-INSERT OR IGNORE INTO sc_meta(k, v) VALUES ('bytes', 0), ('entries', 0);
-CREATE TABLE IF NOT EXISTS sc_gens(name TEXT PRIMARY KEY, gen INTEGER NOT NULL) WITHOUT ROWID;
-CREATE TABLE IF NOT EXISTS sc_log(
-    seq INTEGER PRIMARY KEY AUTOINCREMENT,
-    origin TEXT NOT NULL,
-    kind INTEGER NOT NULL,
-    name TEXT NOT NULL
-);
-CREATE TRIGGER IF NOT EXISTS sc_entries_ins AFTER INSERT ON sc_entries BEGIN
-    UPDATE sc_meta SET v = v + NEW.size WHERE k = 'bytes';
-    UPDATE sc_meta SET v = v + 1 WHERE k = 'entries';
-END;
-CREATE TRIGGER IF NOT EXISTS sc_entries_del AFTER DELETE ON sc_entries BEGIN
-    UPDATE sc_meta SET v = v - OLD.size WHERE k = 'bytes';
-    UPDATE sc_meta SET v = v - 1 WHERE k = 'entries';
-END;
-CREATE TRIGGER IF NOT EXISTS sc_entries_upd AFTER UPDATE OF size ON sc_entries BEGIN
-    UPDATE sc_meta SET v = v + NEW.size - OLD.size WHERE k = 'bytes';
-END;
-"""
+# One statement each: they run inside the transaction that creates or upgrades the layout.
+_SCHEMA: Final = (
+    """CREATE TABLE IF NOT EXISTS sc_entries(
+        key TEXT PRIMARY KEY,
+        env BLOB NOT NULL,
+        gc_at REAL,
+        size INTEGER NOT NULL,
+        atime REAL NOT NULL
+    )""",
+    "CREATE INDEX IF NOT EXISTS sc_entries_gc ON sc_entries(gc_at) WHERE gc_at IS NOT NULL",
+    "CREATE INDEX IF NOT EXISTS sc_entries_atime ON sc_entries(atime)",
+    "CREATE TABLE IF NOT EXISTS sc_meta(k TEXT PRIMARY KEY, v INTEGER NOT NULL) WITHOUT ROWID",
+    "INSERT OR IGNORE INTO sc_meta(k, v) VALUES ('bytes', 0), ('entries', 0)",
+    "CREATE TABLE IF NOT EXISTS sc_gens(name TEXT PRIMARY KEY, gen INTEGER NOT NULL) WITHOUT ROWID",
+    # No AUTOINCREMENT (it rewrites sqlite_sequence on every insert): pruning never deletes the newest row, so
+    # max(seq) + 1 never reuses a number and the sequence has no gaps.
+    """CREATE TABLE IF NOT EXISTS sc_log(
+        seq INTEGER PRIMARY KEY,
+        origin TEXT NOT NULL,
+        kind INTEGER NOT NULL,
+        name TEXT NOT NULL
+    )""",
+    """CREATE TRIGGER IF NOT EXISTS sc_entries_ins AFTER INSERT ON sc_entries BEGIN
+        UPDATE sc_meta SET v = v + NEW.size WHERE k = 'bytes';
+        UPDATE sc_meta SET v = v + 1 WHERE k = 'entries';
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS sc_entries_del AFTER DELETE ON sc_entries BEGIN
+        UPDATE sc_meta SET v = v - OLD.size WHERE k = 'bytes';
+        UPDATE sc_meta SET v = v - 1 WHERE k = 'entries';
+    END""",
+    """CREATE TRIGGER IF NOT EXISTS sc_entries_upd AFTER UPDATE OF size ON sc_entries
+    WHEN NEW.size <> OLD.size BEGIN
+        UPDATE sc_meta SET v = v + NEW.size - OLD.size WHERE k = 'bytes';
+    END""",
+)
+# What an older layout leaves behind: dropped and created again (a cache: the rows may go). sc_gens keeps its
+# layout and its counters, so entries cached elsewhere under old generations stay invalid.
+_DROP_OLD: Final = (
+    "DROP TRIGGER IF EXISTS sc_entries_ins",
+    "DROP TRIGGER IF EXISTS sc_entries_del",
+    "DROP TRIGGER IF EXISTS sc_entries_upd",
+    "DROP TABLE IF EXISTS sc_entries",
+    "DROP TABLE IF EXISTS sc_log",
+    "UPDATE sc_meta SET v = 0 WHERE k IN ('bytes', 'entries')",
+)
 
 _UPSERT: Final = (
     "INSERT INTO sc_entries(key, env, gc_at, size, atime) VALUES (?, ?, ?, ?, ?) "
     "ON CONFLICT(key) DO UPDATE SET env = excluded.env, gc_at = excluded.gc_at, "
     "size = excluded.size, atime = excluded.atime"
 )
+# An overwrite of a row accessed within the touch granularity leaves atime (and so its index page) alone: one
+# page fewer to write per commit. Access times have that granularity anyway (see get_many).
+_REFRESH: Final = "UPDATE sc_entries SET env = ?, gc_at = ?, size = ? WHERE key = ? AND atime >= ?"
+_GET_ONE: Final = "SELECT env, atime FROM sc_entries WHERE key = ?"
+_LOG: Final = "INSERT INTO sc_log(origin, kind, name) VALUES (?, ?, ?)"
 
 
 def _chunks(seq: Sequence[str], n: int = _CHUNK) -> list[Sequence[str]]:
@@ -137,6 +159,7 @@ class SQLiteStore:
         self._poll_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._writes = 0
+        self._gc_next = float("-inf")  # no expired row can exist before this time (see _maintain)
         self._closed = False
         self._connect()  # fail at build time on a bad path, not at the first read
         self._log_cursor = self._max_seq()
@@ -169,8 +192,10 @@ class SQLiteStore:
                 conn.close()
                 raise TierError(f"cannot put {self.path} in WAL mode (got {mode!r})")
             conn.execute("PRAGMA synchronous = NORMAL")
-            conn.executescript(_SCHEMA)
-            conn.execute("INSERT OR IGNORE INTO sc_meta(k, v) VALUES ('schema', ?)", (SCHEMA_VERSION,))
+            # Up to 32 MiB of pages per connection (default 2 MiB): the index and table interior pages of a
+            # million-row file stay cached, so a read stays about one page fetch. Allocated only as pages are read.
+            conn.execute(f"PRAGMA cache_size = {_CACHE_KIB}")
+            self._ensure_schema(conn)
         except (sqlite3.Error, OSError) as exc:
             raise TierError(f"cannot open SQLite cache at {self.path}: {exc}") from exc
         self._local.conn = conn
@@ -180,6 +205,55 @@ class SQLiteStore:
             if self._anchor is None:
                 self._anchor = conn
         return conn
+
+    @staticmethod
+    def _schema_of(conn: sqlite3.Connection) -> int | None:
+        """The layout version recorded in the file, ``None`` when there is none (a new file, or a foreign one)."""
+        if conn.execute("SELECT 1 FROM sqlite_master WHERE type = 'table' AND name = 'sc_meta'").fetchone() is None:
+            return None
+        row = conn.execute("SELECT v FROM sc_meta WHERE k = 'schema'").fetchone()
+        return None if row is None else int(row[0])
+
+    def _ensure_schema(self, conn: sqlite3.Connection) -> None:
+        """Create the tables, or recreate them if an older stratacache wrote the file; once per connection.
+
+        The check is a read; the creation or upgrade is one write transaction that checks again, so processes
+        opening the same old file at once upgrade it once. An upgrade drops every entry (it is a cache) but keeps
+        the generation counters and the log's sequence, so other stores' cursors and fences stay meaningful.
+        """
+        if self._schema_of(conn) == SCHEMA_VERSION:
+            return
+        with self._write_lock:
+            conn.execute("BEGIN IMMEDIATE")
+            try:
+                version = self._schema_of(conn)
+                if version is not None and version > SCHEMA_VERSION:
+                    raise self._newer(version)  # noqa: TRY301 - rolled back below like any failure
+                last = 0
+                if version is not None and version < SCHEMA_VERSION:
+                    row = conn.execute("SELECT MAX(seq) FROM sc_log").fetchone()
+                    last = int(row[0]) if row and row[0] is not None else 0
+                    for statement in _DROP_OLD:
+                        conn.execute(statement)
+                for statement in _SCHEMA:
+                    conn.execute(statement)
+                if last:  # the sequence goes on from where it was
+                    conn.execute("INSERT INTO sc_log(seq, origin, kind, name) VALUES (?, '', ?, '')", (last, _KIND_KEY))
+                if version != SCHEMA_VERSION:
+                    conn.execute(
+                        "INSERT INTO sc_meta(k, v) VALUES ('schema', ?) ON CONFLICT(k) DO UPDATE SET v = excluded.v",
+                        (SCHEMA_VERSION,),
+                    )
+                conn.execute("COMMIT")
+            except BaseException:
+                conn.execute("ROLLBACK")
+                raise
+
+    def _newer(self, version: int) -> TierError:
+        return TierError(
+            f"{self.path} has layout version {version}, written by a newer stratacache "
+            f"(this one writes {SCHEMA_VERSION}); delete the file or upgrade stratacache"
+        )
 
     def _write(self, fn: Callable[[sqlite3.Connection], int]) -> int:
         """Run ``fn`` in one ``BEGIN IMMEDIATE`` transaction, with maintenance, and commit.
@@ -207,6 +281,8 @@ class SQLiteStore:
 
     def get_many(self, keys: Sequence[str]) -> list[Envelope[bytes] | None]:
         """Envelopes of ``keys`` (``None`` where absent or corrupt), without writing anything."""
+        if len(keys) == 1:
+            return [self._get_one(keys[0])]
         rows = self._fetch(keys)
         out: list[Envelope[bytes] | None] = []
         now = self._now()
@@ -230,16 +306,32 @@ class SQLiteStore:
             self._drop_quietly(corrupt)
         return out
 
+    def _get_one(self, key: str) -> Envelope[bytes] | None:
+        """:meth:`get_many` of one key: the engine's ``get``, hence its own path."""
+        try:
+            row = self._connect().execute(_GET_ONE, (key,)).fetchone()
+        except sqlite3.Error as exc:
+            raise TierError(f"SQLite read failed: {exc}") from exc
+        if row is None:
+            return None
+        try:
+            env = decode_envelope(row[0])
+        except DecodeError:
+            self.counters.errors += 1
+            self._drop_quietly([key])
+            return None
+        atime = row[1]
+        if isinstance(atime, float | int):
+            now = self._now()
+            if now - atime > _TOUCH_GRANULARITY and len(self._touched) < _TOUCH_MAX:
+                self._touched[key] = now
+        return env
+
     def _fetch(self, keys: Sequence[str]) -> dict[str, tuple[bytes, float]]:
         """``{key: (envelope blob, atime)}`` for the keys present: one statement per 500 keys."""
         conn = self._connect()
         rows: dict[str, tuple[bytes, float]] = {}
         try:
-            if len(keys) == 1:
-                row = conn.execute("SELECT key, env, atime FROM sc_entries WHERE key = ?", (keys[0],)).fetchone()
-                if row is not None:
-                    rows[row[0]] = (row[1], row[2])
-                return rows
             for part in _chunks(list(dict.fromkeys(keys))):
                 marks = ",".join("?" * len(part))
                 sql = f"SELECT key, env, atime FROM sc_entries WHERE key IN ({marks})"  # noqa: S608 - placeholders only
@@ -259,14 +351,33 @@ class SQLiteStore:
         origin = self.origin
 
         def txn(conn: sqlite3.Connection) -> int:
-            conn.executemany(_UPSERT, rows)
-            conn.executemany(
-                "INSERT INTO sc_log(origin, kind, name) VALUES (?, ?, ?)",
-                [(origin, _KIND_KEY, r[0]) for r in rows],
-            )
+            self._upsert(conn, rows, now)
+            if len(rows) == 1:
+                conn.execute(_LOG, (origin, _KIND_KEY, rows[0][0]))
+            else:
+                conn.executemany(_LOG, [(origin, _KIND_KEY, r[0]) for r in rows])
             return len(rows)
 
         self._write(txn)
+
+    def _upsert(
+        self, conn: sqlite3.Connection, rows: list[tuple[str, bytes, float | None, int, float]], now: float
+    ) -> None:
+        """Write ``rows`` (inside a write transaction); note their expiry for :meth:`_maintain`."""
+        todo = rows
+        if len(rows) <= _REFRESH_MAX:
+            fresh = now - _TOUCH_GRANULARITY
+            todo = [r for r in rows if conn.execute(_REFRESH, (r[1], r[2], r[3], r[0], fresh)).rowcount == 0]
+        if len(todo) == 1:
+            conn.execute(_UPSERT, todo[0])
+        elif todo:
+            conn.executemany(_UPSERT, todo)
+        gc_next = self._gc_next
+        for r in rows:
+            gc_at = r[2]
+            if gc_at is not None and gc_at < gc_next:
+                gc_next = gc_at
+        self._gc_next = gc_next
 
     def delete_many(self, keys: Sequence[str]) -> int:
         """Delete keys in one transaction; return how many existed."""
@@ -276,10 +387,7 @@ class SQLiteStore:
             n = 0
             for key in keys:
                 n += conn.execute("DELETE FROM sc_entries WHERE key = ?", (key,)).rowcount
-            conn.executemany(
-                "INSERT INTO sc_log(origin, kind, name) VALUES (?, ?, ?)",
-                [(origin, _KIND_KEY, k) for k in keys],
-            )
+            conn.executemany(_LOG, [(origin, _KIND_KEY, k) for k in keys])
             return n
 
         return self._write(txn)
@@ -309,10 +417,7 @@ class SQLiteStore:
                     (name,),
                 ).fetchone()
                 out.append(int(row[0]))
-            conn.executemany(
-                "INSERT INTO sc_log(origin, kind, name) VALUES (?, ?, ?)",
-                [(origin, _KIND_GEN, n) for n in names],
-            )
+            conn.executemany(_LOG, [(origin, _KIND_GEN, n) for n in names])
             return len(names)
 
         self._write(txn)
@@ -391,9 +496,12 @@ class SQLiteStore:
         ).fetchall()
         if not rows:
             return None, cursor
-        first = conn.execute("SELECT MIN(seq) FROM sc_log").fetchone()[0]
-        if len(rows) > _LOG_READ_LIMIT or (first is not None and first > cursor + 1):
+        if len(rows) > _LOG_READ_LIMIT:
             return Changes(keys=(), gens={}, flush_all=True), self._max_seq()
+        if rows[0][0] != cursor + 1:  # the sequence has no gaps: unless pruned past the cursor, this is it
+            first = conn.execute("SELECT MIN(seq) FROM sc_log").fetchone()[0]
+            if first is not None and first > cursor + 1:
+                return Changes(keys=(), gens={}, flush_all=True), self._max_seq()
         keys: list[str] = []
         bumped: list[str] = []
         for _seq, origin, kind, name in rows:
@@ -443,10 +551,8 @@ class SQLiteStore:
                 if key not in written:
                     blob = encode_envelope(env)
                     rows.append((key, blob, env.gc_at(), len(blob), now))
-            conn.executemany(_UPSERT, rows)
-            conn.executemany(
-                "INSERT INTO sc_log(origin, kind, name) VALUES (?, ?, ?)", [(origin, _KIND_KEY, r[0]) for r in rows]
-            )
+            self._upsert(conn, rows, now)
+            conn.executemany(_LOG, [(origin, _KIND_KEY, r[0]) for r in rows])
             stored.extend(r[0] for r in rows)
             return len(rows)
 
@@ -490,13 +596,8 @@ class SQLiteStore:
             touched, self._touched = self._touched, {}
             conn.executemany("UPDATE sc_entries SET atime = ? WHERE key = ?", [(t, k) for k, t in touched.items()])
         now = self._now()
-        expired = conn.execute(
-            "DELETE FROM sc_entries WHERE key IN "
-            "(SELECT key FROM sc_entries WHERE gc_at IS NOT NULL AND gc_at <= ? ORDER BY gc_at LIMIT 32)",
-            (now,),
-        ).rowcount
-        if expired > 0:
-            self.counters.evictions += expired
+        if now >= self._gc_next:
+            self._reclaim(conn, now)
         if self.max_bytes is not None:
             self._evict(conn, self.max_bytes)
         self._writes += 1
@@ -505,6 +606,26 @@ class SQLiteStore:
                 "DELETE FROM sc_log WHERE seq <= (SELECT MAX(seq) FROM sc_log) - ?",
                 (_LOG_KEEP,),
             )
+
+    def _reclaim(self, conn: sqlite3.Connection, now: float) -> None:
+        """Delete up to 32 rows whose ``gc_at`` has passed, and learn when the next one is due.
+
+        Writes skip this until then: this store's own writes lower the due time (:meth:`_upsert`), and rows that
+        other stores write are looked for again at least every ``_GC_RECHECK`` seconds.
+        """
+        expired = conn.execute(
+            "DELETE FROM sc_entries WHERE key IN "
+            "(SELECT key FROM sc_entries WHERE gc_at IS NOT NULL AND gc_at <= ? ORDER BY gc_at LIMIT 32)",
+            (now,),
+        ).rowcount
+        if expired > 0:
+            self.counters.evictions += expired
+        if expired >= 32:
+            self._gc_next = now  # more may be due: the next write sweeps again
+            return
+        row = conn.execute("SELECT MIN(gc_at) FROM sc_entries WHERE gc_at IS NOT NULL").fetchone()
+        due = now + _GC_RECHECK
+        self._gc_next = due if row is None or row[0] is None else min(float(row[0]), due)
 
     def _evict(self, conn: sqlite3.Connection, max_bytes: int) -> None:
         """Delete least-recently-used rows until the stored bytes fit, in batches sized by the excess."""
