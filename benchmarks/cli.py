@@ -10,7 +10,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import harness, hitrate, report, suites
+from benchmarks import harness, hitrate, report, sqlite_scale, suites
+
+SUITES = (*suites.SUITES, sqlite_scale.SUITE)  # sqlite-scale grows its stores between timings: run apart
 
 DEFAULT_REPEATS = 40
 DEFAULT_TARGET_MS = 30.0
@@ -26,7 +28,7 @@ def _parser() -> argparse.ArgumentParser:
         "suites",
         nargs="*",
         metavar="SUITE",
-        help=f"suites to run, among {', '.join(suites.SUITES)} (default: all)",
+        help=f"suites to run, among {', '.join(SUITES)} (default: all)",
     )
     run.add_argument("--out", type=Path, default=Path("benchmarks/results"), help="results directory")
     run.add_argument("--quick", action="store_true", help="few short repeats: a smoke test, not a measurement")
@@ -42,10 +44,10 @@ def _parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = _parser().parse_args(argv)
-    chosen = list(dict.fromkeys(args.suites)) or list(suites.SUITES)
-    unknown = [s for s in chosen if s not in suites.SUITES]
+    chosen = list(dict.fromkeys(args.suites)) or list(SUITES)
+    unknown = [s for s in chosen if s not in SUITES]
     if unknown:
-        print(f"unknown suite(s) {', '.join(unknown)}; choose among {', '.join(suites.SUITES)}", file=sys.stderr)
+        print(f"unknown suite(s) {', '.join(unknown)}; choose among {', '.join(SUITES)}", file=sys.stderr)
         return 2
     repeats = args.repeats or (QUICK_REPEATS if args.quick else DEFAULT_REPEATS)
     target_ms = args.target_ms or (QUICK_TARGET_MS if args.quick else DEFAULT_TARGET_MS)
@@ -66,15 +68,19 @@ def run(chosen: list[str], *, out: Path, repeats: int, target_ms: float, quick: 
     close_problems: list[str] = []
     timed = [s for s in chosen if s in suites.TIMED]
     hit_ratios: dict[str, object] | None = None
+    scale: dict[str, object] | None = None
     try:
         log(f"setting up suites {', '.join(chosen)}")
-        cases = suites.build(chosen, ctx)
+        cases = suites.build([s for s in chosen if s in suites.SUITES], ctx)
         env = report.environment(ctx.tmpdir)
         log(f"timing {sum(c.ok for c in cases)} cases, {repeats} repeats of ~{target_ms:g} ms")
         harness.run_cases(cases, repeats=repeats, target_ms=target_ms, log=log)
         if "hitrate" in chosen:
             log("replaying the hit-ratio traces")
             hit_ratios = hitrate.run(log)
+        if sqlite_scale.SUITE in chosen:
+            log("growing and timing the sqlite-scale stores")
+            scale = sqlite_scale.run(log, tmp_root=tmp_root, quick=quick)
     finally:
         close_problems = ctx.close()
         loop.run_until_complete(loop.shutdown_asyncgens())
@@ -106,7 +112,11 @@ def run(chosen: list[str], *, out: Path, repeats: int, target_ms: float, quick: 
     }
     if hit_ratios is not None:
         doc["hitrate"] = hit_ratios
-    md = report.markdown(doc) if timed else f"# stratacache hit ratios ({doc['started_at']})\n"
+    if scale is not None:
+        doc["sqlite_scale"] = scale
+    md = report.markdown(doc) if timed else f"# stratacache benchmarks ({doc['started_at']})\n"
+    if scale is not None:
+        md += "\n" + sqlite_scale.markdown(scale)
     if hit_ratios is not None:
         md += "\n" + hitrate.markdown(hit_ratios)
     out.mkdir(parents=True, exist_ok=True)
