@@ -15,35 +15,46 @@ of this module. Like it, this module uses the standard library and the public st
 from __future__ import annotations
 
 import bisect
+import functools
 import itertools
+import math
+import os
 import random
 import sqlite3
 import threading
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Protocol, TypedDict, cast
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Final, Protocol, TypedDict, cast
 
 from stratacache._staleness import History
 
 if TYPE_CHECKING:
     from collections.abc import Callable
-    from pathlib import Path
 
     import stratacache as sc
     from stratacache._staleness import Report
 
 __all__ = [
+    "WINDOWS",
     "Backend",
     "Item",
+    "RedisOptions",
     "StaleRead",
     "StalenessTracker",
     "StrataBackend",
     "UncachedBackend",
+    "WindowStats",
+    "WorkerChannels",
+    "WorkerResult",
+    "WorkerSpec",
     "ZipfSampler",
     "build_database",
     "connect",
     "fetch_item",
     "read_versions",
     "stale_reads_of",
+    "worker_main",
 ]
 
 _SELECT = "SELECT id, name, version, payload FROM items WHERE id = ?"
@@ -269,3 +280,358 @@ class StrataBackend:
     def stats(self) -> sc.Stats | None:
         """The cache's counters."""
         return self.cache.stats()
+
+
+# ---------------------------------------------------------------------------------------------- worker processes
+#
+# ``stratacache demo --redis`` runs its readers in worker processes (multiprocessing, spawn) and its writer in the
+# parent. What crosses the process boundary:
+#
+# - ``done``: a shared array, per row the newest version whose write *and* invalidation had returned in the writer.
+#   A reader reads it just before it starts a read and records it in its process's ``History`` (the demo's
+#   honest checker), so a read is judged stale only against invalidations that had completed before it began.
+# - ``marks``: the monotonic times (0 until set) the outage began and ended, to file each read under the window
+#   it started in: before, during or after the outage. ``time.monotonic`` is system-wide on Linux, macOS and
+#   Windows, so times taken in different processes compare.
+# - events to start and stop, and a queue for the results.
+
+WINDOWS: Final = ("before", "during", "after")
+"""The windows of the cached phase of ``demo --redis``: before the injected outage, during it, after it."""
+
+
+@dataclass(frozen=True, slots=True)
+class RedisOptions:
+    """How a demo process reaches the shared tier (through the fault proxy) and the tier's resilience settings."""
+
+    url: str
+    prefix: str
+    timeout: float = 0.05
+    heartbeat: float = 0.5
+    breaker_open_for: float = 0.5
+    outage_l1_ttl: float = 1.0
+
+    def cache(self, *, l1: bool) -> sc.Cache:
+        """A cache over this Redis tier, with an L1 above it if ``l1``."""
+        import stratacache as sc_  # at run time only, as the type hints import it
+
+        redis = sc_.RedisTier(
+            self.url,
+            prefix=self.prefix,
+            timeout=self.timeout,
+            heartbeat=self.heartbeat,
+            breaker_open_for=self.breaker_open_for,
+            outage_l1_ttl=self.outage_l1_ttl,
+        )
+        tiers = (sc_.MemoryTier(), redis) if l1 else (redis,)
+        return sc_.Cache(*tiers, namespace="demo")
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerSpec:
+    """What one worker process runs: ``threads`` readers over ``db_path``, through Redis or uncached."""
+
+    index: int
+    db_path: str
+    rows: int
+    zipf_s: float
+    seed: int
+    threads: int
+    db_latency: float
+    bucket: float
+    redis: RedisOptions | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class WindowStats:
+    """Reads that started in one window of the phase, and what the staleness check found among them."""
+
+    requests: int = 0
+    stale_reads: int = 0
+    max_staleness: float = 0.0
+    examples: tuple[StaleRead, ...] = ()
+    timings: tuple[tuple[float, float], ...] = ()
+    """Per example: when the read started and when the newer version's invalidation had completed (seconds
+    since the phase started)."""
+
+
+@dataclass(frozen=True, slots=True)
+class WorkerResult:
+    """What one worker process measured (times in ``events`` are seconds since the phase started).
+
+    Attributes:
+        breaker_opened: times the Redis tier's circuit breaker opened (counted by the breaker itself).
+        backplane_received: invalidation messages from other processes received by this process's backplane link.
+        backplane_losses: times the link was declared lost (each one flushes the L1 until resubscribed).
+        fresh_versions: reads that returned a newer version of a row than this process had returned before: each
+            is a write made in the parent process whose invalidation reached this process's L1.
+        buckets: per ``bucket`` seconds since the start: ``(requests, database queries, errors)``.
+        events: ``(seconds, what, state)`` transitions of the breaker and of the backplane link.
+    """
+
+    index: int
+    pid: int
+    seconds: float
+    requests: int
+    db_queries: int
+    errors: int
+    error_examples: tuple[str, ...]
+    wrong_rows: int
+    p50_us: float
+    p99_us: float
+    mean_us: float
+    windows: tuple[WindowStats, ...]
+    tiers: tuple[sc.TierStats, ...] = ()
+    hit_ratio: float = 0.0
+    loads: int = 0
+    coalesced: int = 0
+    breaker_opened: int = 0
+    backplane_received: int = 0
+    backplane_losses: int = 0
+    fresh_versions: int = 0
+    buckets: tuple[tuple[int, int, int], ...] = ()
+    events: tuple[tuple[float, str, str], ...] = ()
+
+    @property
+    def stale_reads(self) -> int:
+        """Stale reads in every window."""
+        return sum(w.stale_reads for w in self.windows)
+
+
+@dataclass(slots=True)
+class WorkerChannels:
+    """The shared objects between the parent and its workers (created from one multiprocessing context)."""
+
+    done: Any  # RawArray('q', rows + 1)
+    marks: Any  # RawArray('d', 3): phase start, outage start, outage end (0 until set)
+    start: Any  # Event
+    stop: Any  # Event
+    results: Any  # Queue of (kind, index, payload)
+
+
+def worker_main(spec: WorkerSpec, channels: WorkerChannels) -> None:
+    """The entry point of a worker process: report ``("ready", i, pid)``, run, report ``("result", i, ...)``.
+
+    A failure is reported as ``("error", i, "Type: message")``, never raised (the parent renders it).
+    """
+    try:
+        _Worker(spec, channels).run()
+    except BaseException as exc:  # reported to the parent, which fails the demo with this message
+        channels.results.put(("error", spec.index, f"{type(exc).__name__}: {exc}"))
+
+
+def _percentile_ns(ordered: list[int], q: float) -> float:
+    if not ordered:
+        return 0.0
+    rank = min(len(ordered), max(1, math.ceil(q * len(ordered))))
+    return float(ordered[rank - 1])
+
+
+class _Worker:
+    """One worker process: readers through a backend, and (with Redis) a sampler of the breaker and the link."""
+
+    def __init__(self, spec: WorkerSpec, channels: WorkerChannels) -> None:
+        self.spec = spec
+        self.ch = channels
+        self.histories = tuple(History(max_examples=_MAX_STALE_EXAMPLES, keep_reads=False) for _ in WINDOWS)
+        self.known: dict[int, int] = {}  # per row, the newest completed invalidation recorded in the histories
+        self.seen: dict[int, int] = {}  # per row, the newest version a read returned in this process
+        self.fresh = 0
+        self.lock = threading.Lock()
+        self.errors: list[str] = []
+        self.error_count = 0
+        self.wrong_rows = 0
+        self.latencies: list[list[int]] = []
+        self.buckets: list[list[int]] = []  # [requests, db queries, errors] per bucket, summed over the readers
+        self.window_requests = [0, 0, 0]
+        self.events: list[tuple[float, str, str]] = []
+
+    def run(self) -> None:
+        spec, ch = self.spec, self.ch
+        sampler = ZipfSampler(spec.rows, spec.zipf_s, seed=spec.seed)
+        cache = None if spec.redis is None else spec.redis.cache(l1=True)
+        try:
+            backend: Backend = UncachedBackend() if cache is None else StrataBackend(cache)
+            store = None if cache is None else _redis_store(cache)
+            ch.results.put(("ready", spec.index, os.getpid()))
+            ch.start.wait()
+            t0 = ch.marks[0]
+            states = [_ThreadState() for _ in range(spec.threads)]
+            threads = [
+                threading.Thread(target=self._read_loop, args=(backend, sampler, i, states[i], t0), daemon=True)
+                for i in range(spec.threads)
+            ]
+            if store is not None:
+                threads.append(threading.Thread(target=self._watch, args=(store, t0), daemon=True))
+            for t in threads:
+                t.start()
+            for t in threads:
+                t.join()
+            seconds = time.monotonic() - t0
+            self._report(backend, store, states, seconds)
+        finally:
+            if cache is not None:
+                cache.close()
+
+    def _window(self, start: float) -> int:
+        began, ended = self.ch.marks[1], self.ch.marks[2]
+        if not began or start < began:
+            return 0
+        return 1 if not ended or start < ended else 2
+
+    def _due(self, row_id: int) -> None:
+        """Record in the histories an invalidation of ``row_id`` the writer completed and not yet recorded here."""
+        due = self.ch.done[row_id]
+        if due > self.known.get(row_id, 0):
+            with self.lock:
+                if due > self.known.get(row_id, 0):
+                    self.known[row_id] = due
+                    for history in self.histories:
+                        history.invalidation_done(row_id, due)  # now: after it completed, before the read starts
+
+    def _read_loop(self, backend: Backend, sampler: ZipfSampler, index: int, state: _ThreadState, t0: float) -> None:
+        spec = self.spec
+        rng = random.Random(spec.seed * 1_000_003 + spec.index * 10_007 + index)  # noqa: S311 - a load model
+        conn = connect(Path(spec.db_path))
+        latency, bucket, stop = spec.db_latency, spec.bucket, self.ch.stop
+        clock, now = time.perf_counter_ns, time.monotonic
+        queries = 0
+
+        def load_row(row_id: int) -> Item:
+            nonlocal queries
+            queries += 1
+            item = fetch_item(conn, row_id)
+            if latency:
+                time.sleep(latency)
+            return item
+
+        try:
+            while not stop.is_set():
+                row_id = sampler.sample(rng)
+                self._due(row_id)
+                start = now()  # after the due version was recorded: a stale verdict is never a false alarm
+                before = queries
+                c0 = clock()
+                try:
+                    item = backend.read(row_id, functools.partial(load_row, row_id))
+                except Exception as exc:  # counted and reported: the demo requires none
+                    state.add(int((now() - t0) / bucket), 0, queries - before, 1)
+                    with self.lock:
+                        self.error_count += 1
+                        if len(self.errors) < _MAX_STALE_EXAMPLES:
+                            self.errors.append(f"{type(exc).__name__}: {exc}")
+                    continue
+                state.latencies.append(clock() - c0)
+                end = now()
+                version = item["version"]
+                if item["id"] != row_id:
+                    state.wrong_rows += 1
+                window = self._window(start)
+                state.windows[window] += 1
+                self.histories[window].read(row_id, version, start, end)
+                state.add(int((end - t0) / bucket), 1, queries - before, 0)
+                last = self.seen.get(row_id)
+                if last is None or version > last:
+                    self.seen[row_id] = version
+                    if last is not None:
+                        state.fresh += 1
+        finally:
+            conn.close()
+
+    def _watch(self, store: Any, t0: float) -> None:
+        """Record the breaker's state and the backplane link's state when they change (every 10 ms).
+
+        Read from the store, not from ``cache.stats()``: ``stats()`` also asks the server for its size, which
+        can block for seconds while the server is unreachable and the breaker still closed.
+        """
+        breaker, link = store.breaker, store._link  # the demo shows the tier's inner states
+        last: dict[str, str] = {}
+        stop = self.ch.stop
+        while True:
+            now = time.monotonic() - t0
+            for what, state in (("breaker", breaker.state), ("backplane", "lost" if link.lost else "subscribed")):
+                if last.get(what) != state:
+                    last[what] = state
+                    self.events.append((now, what, state))
+            if stop.wait(0.01):
+                return
+
+    def _report(self, backend: Backend, store: Any, states: list[_ThreadState], seconds: float) -> None:
+        spec = self.spec
+        latencies = sorted(itertools.chain.from_iterable(s.latencies for s in states))
+        n_buckets = max((len(s.buckets) for s in states), default=0)
+        buckets = tuple(
+            (
+                sum(s.buckets[b][0] for s in states if b < len(s.buckets)),
+                sum(s.buckets[b][1] for s in states if b < len(s.buckets)),
+                sum(s.buckets[b][2] for s in states if b < len(s.buckets)),
+            )
+            for b in range(n_buckets)
+        )
+        windows = []
+        for w, history in enumerate(self.histories):
+            report = history.check()
+            windows.append(
+                WindowStats(
+                    requests=sum(s.windows[w] for s in states),
+                    stale_reads=report.stale_reads,
+                    max_staleness=report.max_staleness,
+                    examples=stale_reads_of(report),
+                    timings=tuple(
+                        (e.start - self.ch.marks[0], e.invalidated_at - self.ch.marks[0]) for e in report.examples
+                    ),
+                )
+            )
+        stats = backend.stats()
+        link = None if store is None else store._link  # the demo shows the link's counters
+        requests = len(latencies)
+        result = WorkerResult(
+            index=spec.index,
+            pid=os.getpid(),
+            seconds=seconds,
+            requests=requests,
+            db_queries=sum(b[1] for b in buckets),
+            errors=self.error_count,
+            error_examples=tuple(self.errors),
+            wrong_rows=sum(s.wrong_rows for s in states),
+            p50_us=_percentile_ns(latencies, 0.50) / 1000,
+            p99_us=_percentile_ns(latencies, 0.99) / 1000,
+            mean_us=(sum(latencies) / requests / 1000) if requests else 0.0,
+            windows=tuple(windows),
+            tiers=() if stats is None else stats.tiers,
+            hit_ratio=0.0 if stats is None else stats.hit_ratio,
+            loads=0 if stats is None else stats.loads,
+            coalesced=0 if stats is None else stats.coalesced,
+            breaker_opened=0 if store is None else int(store.breaker.opened),
+            backplane_received=0 if link is None else int(link.received),
+            backplane_losses=0 if link is None else int(link.losses),
+            fresh_versions=sum(s.fresh for s in states),
+            buckets=buckets,
+            events=tuple(self.events),
+        )
+        self.ch.results.put(("result", spec.index, result))
+
+
+@dataclass(slots=True)
+class _ThreadState:
+    latencies: list[int] = field(default_factory=list)
+    buckets: list[list[int]] = field(default_factory=list)
+    windows: list[int] = field(default_factory=lambda: [0, 0, 0])
+    wrong_rows: int = 0
+    fresh: int = 0
+
+    def add(self, bucket: int, requests: int, queries: int, errors: int) -> None:
+        buckets = self.buckets
+        while len(buckets) <= bucket:
+            buckets.append([0, 0, 0])
+        b = buckets[bucket]
+        b[0] += requests
+        b[1] += queries
+        b[2] += errors
+
+
+def _redis_store(cache: sc.Cache) -> Any:
+    """The cache's Redis store (the demo reads its breaker and its backplane link)."""
+    for store in getattr(cache, "_lower", ()):
+        if getattr(store, "name", None) == "redis":
+            return store
+    raise RuntimeError("the demo cache has no Redis tier")

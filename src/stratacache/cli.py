@@ -12,7 +12,7 @@ import sys
 from pathlib import Path  # noqa: TC003 - typer resolves the annotations at run time
 from typing import TYPE_CHECKING, Annotated, Any, NoReturn
 
-from stratacache.demo import DemoConfig, DemoResult, run_demo
+from stratacache.demo import DemoConfig, DemoError, DemoResult, RedisDemoResult, run_demo, run_redis_demo
 from stratacache.simulate import (
     DEFAULT_POLICIES,
     POLICIES,
@@ -35,7 +35,7 @@ else:
     _IMPORT_ERROR = None
 
 if TYPE_CHECKING:
-    from stratacache.demo import PhaseResult
+    from stratacache.demo import PhaseResult, WorkerResult
 
 __all__ = ["main", "make_app"]
 
@@ -84,10 +84,22 @@ def demo(
         ),
     ] = _DEFAULTS.seed,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON instead of a table.")] = False,
+    redis: Annotated[
+        str | None,
+        typer.Option(
+            "--redis",
+            metavar="URL",
+            help="Share a Redis L2 (redis://host:port/db) between two worker processes, each with its own L1 "
+            "and --threads readers, and blackhole Redis for up to 3 s mid-phase through a local fault proxy "
+            "(the server is not touched; keys go under a unique prefix, deleted afterwards).",
+            show_default=False,
+        ),
+    ] = None,
 ) -> None:
     """Run a read-heavy load against a SQLite database, uncached then through stratacache, and compare.
 
-    Exits with status 1 if any stale read was observed.
+    Exits with status 1 if any stale read was observed (with --redis: an error reached a caller, or a read was
+    staler than the bounds of cross-process coherence).
     """
     try:
         config = DemoConfig(
@@ -101,16 +113,27 @@ def demo(
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
     err = Console(stderr=True)
+    progress = None if as_json else lambda msg: err.print(f"[dim]… {escape(msg)}[/dim]", highlight=False)
+    result: DemoResult | RedisDemoResult
     try:
-        result = run_demo(config, progress=None if as_json else lambda msg: err.print(f"[dim]… {msg}[/dim]"))
+        if redis is not None:
+            result = run_redis_demo(config, redis, progress=progress)
+        else:
+            result = run_demo(config, progress=progress)
     except KeyboardInterrupt:
         err.print("interrupted")
         raise typer.Exit(_EXIT_INTERRUPTED) from None
+    except DemoError as exc:  # a bad --redis URL, an unreachable server: one line, never a traceback
+        err.print(f"[red]error:[/red] {escape(str(exc))}", highlight=False, soft_wrap=True)
+        raise typer.Exit(_EXIT_ERROR) from None
     except Exception as exc:  # a demo failure is reported as one line, never as a traceback
-        err.print(f"[red]error:[/red] the demo failed: {type(exc).__name__}: {exc}", highlight=False)
+        msg = f"the demo failed: {type(exc).__name__}: {exc}"
+        err.print(f"[red]error:[/red] {escape(msg)}", highlight=False, soft_wrap=True)
         raise typer.Exit(_EXIT_ERROR) from None
     if as_json:
         sys.stdout.write(json.dumps(result.to_dict(), indent=2) + "\n")
+    elif isinstance(result, RedisDemoResult):
+        _render_redis(result, Console())
     else:
         _render(result, Console())
     if not result.ok:
@@ -329,6 +352,123 @@ def _render(result: DemoResult, console: Console) -> None:
             )
     style = "bold green" if result.ok else "bold red"
     console.print(result.verdict(), style=style, highlight=False)
+
+
+def _render_redis(result: RedisDemoResult, console: Console) -> None:
+    cfg, o = result.config, result.options
+    u, c = result.uncached, result.cached
+    latency = f"+{cfg.db_latency * 1000:g} ms modelled round trip" if cfg.db_latency else "no added latency"
+    title = (
+        f"stratacache demo --redis: {cfg.rows:,} rows, Zipf s={cfg.zipf_s:g}, {len(c)} processes x {cfg.threads} "
+        f"readers + 1 writer in the parent ({cfg.write_rate:g} writes/s), {cfg.duration:g} s per phase.\n"
+        f"Database: SQLite, {latency} per query. Cache per process: MemoryTier + RedisTier({result.redis}, "
+        f"through a fault proxy; timeout {o.timeout * 1000:g} ms, heartbeat {o.heartbeat:g} s, "
+        f"breaker_open_for {o.breaker_open_for:g} s, outage_l1_ttl {o.outage_l1_ttl:g} s). The writer invalidates "
+        "through a cache of its own: every L1 is kept coherent by the Redis backplane alone."
+    )
+    table = Table(title=title, title_justify="left")
+    table.add_column("", style="bold")
+    table.add_column("uncached (both)", justify="right")
+    for p in c:
+        table.add_column(f"worker {p.index + 1} (pid {p.pid})", justify="right")
+    table.add_column("stratacache (both)", justify="right")
+
+    def row(label: str, uncached: str, per: list[str], total: str) -> None:
+        table.add_row(label, uncached, *per, total)
+
+    tot = result.total
+    row("requests", _int(tot(u, "requests")), [_int(p.requests) for p in c], _int(tot(c, "requests")))
+    row(
+        "throughput (req/s)",
+        f"{result.throughput(u):,.0f}",
+        [f"{_ratio(p.requests, p.seconds):,.0f}" for p in c],
+        f"{result.throughput(c):,.0f}",
+    )
+    row("database queries", _int(tot(u, "db_queries")), [_int(p.db_queries) for p in c], _int(tot(c, "db_queries")))
+    row("hit ratio (any tier)", "-", [f"{p.hit_ratio:.1%}" for p in c], "")
+    for i, name in enumerate(t.name for t in c[0].tiers):
+        row(
+            f"  hit ratio {name}",
+            "-",
+            [f"{p.tiers[i].hit_ratio:.1%} ({_int(p.tiers[i].hits)} hit)" for p in c],
+            "",
+        )
+    row("p50 latency", _us(_worst(u, "p50_us")), [_us(p.p50_us) for p in c], "")
+    row("p99 latency", _us(_worst(u, "p99_us")), [_us(p.p99_us) for p in c], "")
+    row("errors raised to readers", _int(tot(u, "errors")), [_int(p.errors) for p in c], _int(tot(c, "errors")))
+    row("stale reads", _int(tot(u, "stale_reads")), [_int(p.stale_reads) for p in c], _int(result.stale_reads))
+    row("backplane messages received", "-", [_int(p.backplane_received) for p in c], "")
+    row("rows seen at a newer version", "-", [_int(p.fresh_versions) for p in c], "")
+    row("backplane links lost (L1 flushed)", "-", [_int(p.backplane_losses) for p in c], "")
+    row("breaker openings", "-", [_int(p.breaker_opened) for p in c], "")
+    console.print(table)
+    console.print(
+        f"writer: {result.writers[1].writes:,} writes (commit, then invalidate_tags), "
+        f"{result.writers[1].errors} error(s), slowest invalidation {result.writers[1].max_invalidate_ms:,.1f} ms",
+        highlight=False,
+    )
+    _render_outage(result, console)
+    for p in c:
+        for w in p.windows:
+            for ex in w.examples[:1]:
+                console.print(
+                    f"[yellow]lag[/yellow] (worker {p.index + 1}): row {ex.row_id} returned version {ex.got} "
+                    f"after version {ex.due} was written and invalidated",
+                    highlight=False,
+                )
+        for message in p.error_examples:
+            console.print(f"[red]error[/red] (worker {p.index + 1}): {escape(message)}", highlight=False)
+    style = "bold green" if result.ok else "bold red"
+    console.print(result.verdict(), style=style, highlight=False)
+
+
+def _render_outage(result: RedisDemoResult, console: Console) -> None:
+    o = result.outage
+    table = Table(
+        title=f"Injected outage: Redis blackholed by the fault proxy from {o.began:.2f} s to {o.ended:.2f} s "
+        f"({o.seconds:.1f} s; connections stay open, nothing is answered)",
+        title_justify="left",
+    )
+    table.add_column("", style="bold")
+    for w in o.windows:
+        table.add_column(f"{w.name} ({w.start:.1f}-{w.end:.1f} s)", justify="right")
+    table.add_row("requests/s", *(f"{w.throughput:,.0f}" for w in o.windows))
+    table.add_row("database queries/s", *(f"{w.db_rate:,.0f}" for w in o.windows))
+    table.add_row("database queries per request", *(f"{_ratio(w.db_queries, w.requests):.2f}" for w in o.windows))
+    table.add_row("writes", *(_int(w.writes) for w in o.windows))
+    errors = [f"[green]{w.errors}[/green]" if not w.errors else f"[red]{w.errors}[/red]" for w in o.windows]
+    table.add_row("errors raised to callers", *errors)
+    table.add_row("stale reads (strict)", *(_int(w.stale_reads) for w in o.windows))
+    table.add_row(
+        "worst staleness",
+        *(f"{w.max_staleness * 1000:,.1f} ms" if w.stale_reads else "-" for w in o.windows),
+    )
+    console.print(table)
+    for proc, path in o.breaker_paths:
+        console.print(f"breaker, {proc}: {' -> '.join(path) or '-'}", highlight=False)
+    detection = f"{o.detection * 1000:,.0f} ms" if o.detection is not None else "never"
+    recovery = f"{o.recovery:.2f} s" if o.recovery is not None else "not recovered"
+    console.print(
+        f"outage detected (every worker's breaker open) after {detection}; recovery (every breaker closed, "
+        f"every backplane resubscribed) {recovery} after the heal",
+        highlight=False,
+    )
+    console.print(
+        f"Bounded staleness across processes: a read counts as stale if it started after a newer version's "
+        f"invalidation had returned in the writer. The backplane is asynchronous, so an L1 in another process may "
+        f"lag by up to {result.lag_bound * 1000:,.0f} ms (1.5 heartbeats, then the link counts as lost and the L1 "
+        f"is flushed); around the outage up to {result.outage_bound:g} s (that, then outage_l1_ttl).",
+        highlight=False,
+        style="dim",
+    )
+
+
+def _ratio(a: float, b: float) -> float:
+    return a / b if b > 0 else 0.0
+
+
+def _worst(phase: tuple[WorkerResult, ...], attr: str) -> float:
+    return max((float(getattr(p, attr)) for p in phase), default=0.0)
 
 
 def _stale(phase: PhaseResult) -> str:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import shutil
 import sqlite3
 import subprocess
@@ -360,3 +361,105 @@ def test_main_without_the_cli_extra(monkeypatch: pytest.MonkeyPatch, capsys: pyt
         stratacache.cli.main()
     assert exc_info.value.code == 2
     assert "install stratacache[cli]" in capsys.readouterr().err
+
+
+# ------------------------------------------------------------------------------------------ demo --redis
+
+
+def _redis_demo(redis_url: str, *extra: str) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [*_command(), "demo", "--redis", redis_url, "--duration", "4", "--rows", "5000", *extra],
+        capture_output=True,
+        text=True,
+        timeout=170,
+        check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+
+
+def test_redis_demo_runs_two_processes_through_an_outage(redis_url: str) -> None:
+    proc = _redis_demo(redis_url, "--json")
+    assert proc.returncode in {0, 1}, proc.stderr  # 1: a read staler than the bounds (reported, not hidden)
+    assert "Traceback" not in proc.stderr
+    doc = json.loads(proc.stdout)
+    assert doc["processes"] == 2
+    assert [p["index"] for p in doc["cached"]] == [0, 1]
+    assert len({p["pid"] for p in doc["cached"]}) == 2
+    # nothing raised to a caller, before, during or after the outage; no wrong row
+    assert doc["errors"] == 0
+    assert all(w["errors"] == 0 for w in doc["outage"]["windows"])
+    assert all(p["errors"] == 0 and p["wrong_rows"] == 0 for p in doc["cached"] + doc["uncached"])
+    assert doc["writers"]["cached"]["errors"] == 0
+    assert doc["writers"]["cached"]["writes"] > 0
+    # uncached reads are never stale; cached ones lag by the backplane's bound at most while Redis answers
+    assert all(p["stale_reads"] == 0 for p in doc["uncached"])
+    before, during, after = doc["outage"]["windows"]
+    assert before["max_staleness"] <= doc["lag_bound"]
+    assert doc["stale_reads"] == sum(w["stale_reads"] for w in doc["outage"]["windows"])
+    # the L1s were kept coherent through Redis: messages from the writer reached both processes
+    for p in doc["cached"]:
+        assert p["backplane_received"] > 0
+        assert [t["name"] for t in p["tiers"]] == ["memory", "redis"]
+        assert p["db_queries"] < p["requests"]
+    # the outage: every breaker opened and closed again, the database took the load meanwhile, and it recovered
+    outage = doc["outage"]
+    assert outage["ended"] - outage["began"] == pytest.approx(1.2, abs=0.2)
+    for _proc, path in outage["breaker_paths"]:
+        assert path[0] == "closed"
+        assert "open" in path
+        assert path[-1] == "closed"
+    assert outage["detection"] is not None
+    assert outage["recovery"] is not None
+    assert during["requests"] > 0
+    assert during["db_queries"] > 0
+    assert after["requests"] > 0
+
+
+def test_redis_demo_report(redis_url: str) -> None:
+    proc = _redis_demo(redis_url)
+    assert proc.returncode in {0, 1}, proc.stderr
+    out = proc.stdout
+    assert "stratacache demo --redis" in out
+    assert "worker 1" in out
+    assert "worker 2" in out
+    assert "Injected outage" in out
+    assert "errors raised to callers" in out
+    assert "breaker, worker 1: closed -> open" in out
+    assert any(line.startswith(("OK:", "FAIL:")) for line in out.splitlines())
+    assert "Traceback" not in proc.stderr
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("http://127.0.0.1:6379/0", "bad --redis URL"),
+        ("localhost:6379", "bad --redis URL"),
+        ("redis://127.0.0.1:6379/99", "bad --redis URL"),
+        ("unix:///tmp/redis.sock", "plain redis://host:port/db"),
+        ("redis+cluster://127.0.0.1:7000", "plain redis://host:port/db"),
+        ("redis://127.0.0.1:1/0", "cannot reach the Redis server at 127.0.0.1:1"),
+    ],
+)
+def test_redis_demo_bad_url_is_one_line_and_fails(url: str, message: str) -> None:
+    from stratacache.cli import make_app
+
+    result = typer_testing.CliRunner().invoke(make_app(), ["demo", "--redis", url, "--duration", "1"])
+    assert result.exit_code == 1, result.output
+    assert message in result.output
+    assert "Traceback" not in result.output
+    assert len(result.output.strip().splitlines()) == 1
+    assert isinstance(result.exception, SystemExit)
+
+
+def test_redis_demo_unreachable_server_via_subprocess() -> None:
+    proc = subprocess.run(
+        [*_command(), "demo", "--redis", "redis://127.0.0.1:1/0"],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert proc.returncode == 1
+    assert proc.stdout == ""
+    assert "cannot reach the Redis server" in proc.stderr
+    assert "Traceback" not in proc.stderr
