@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import inspect
 import random
+import re
 from typing import TYPE_CHECKING, Any, ClassVar, ParamSpec, TypeVar, overload
 
 from stratacache._sync.engine import Engine
@@ -34,10 +35,13 @@ P = ParamSpec("P")
 R = TypeVar("R")
 
 _DEFAULT_TTL = 300.0
+_URL_SPLIT = re.compile(r",\s*(?=[A-Za-z][A-Za-z0-9+.-]*://)|,\s*$")
 _SCHEMES: dict[str, type[MemoryTier | SQLiteTier | RedisTier]] = {
     "memory": MemoryTier,
     "sqlite": SQLiteTier,
-    **dict.fromkeys(("redis", "rediss", "unix", "redis+sentinel", "redis+cluster"), RedisTier),
+    **dict.fromkeys(
+        ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster"), RedisTier
+    ),
 }
 
 
@@ -331,7 +335,8 @@ def open(  # noqa: A001 - mirrors the stdlib's open()/dbm.open() naming, as docu
     """Build a :class:`Cache` from tier URLs, L1 first (other arguments as for :class:`Cache`).
 
     ``open("memory://?max_entries=10000", "sqlite:///tmp/app.db")``; a single argument may also be a
-    comma-separated list (the form of ``STRATACACHE_URL``). No URL: one in-process tier.
+    comma-separated list (the form of ``STRATACACHE_URL``): a comma starts a new tier only where a scheme follows,
+    so ``redis+cluster://h1:7000,h2:7001`` stays one URL. No URL: one in-process tier.
 
     Raises:
         ConfigError: a bad URL or parameter.
@@ -340,7 +345,7 @@ def open(  # noqa: A001 - mirrors the stdlib's open()/dbm.open() naming, as docu
     for url in urls:
         if not isinstance(url, str):
             raise ConfigError(f"tier URLs must be str, got {type(url).__name__}")
-        flat.extend(part.strip() for part in url.split(",") if part.strip())
+        flat.extend(part.strip() for part in _URL_SPLIT.split(url) if part.strip())
     if urls and not flat:
         raise ConfigError("no tier URL given")
     return Cache(

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 
-from stratacache import AsyncCache, Cache, MemoryTier, RedisTier
+from stratacache import AsyncCache, Cache, MemoryTier, RedisTier, TierError
 from stratacache.testing import FakeClock, FaultProxy
 
 if TYPE_CHECKING:
@@ -298,3 +298,78 @@ def test_cancelled_async_gets_never_leave_a_reply_for_the_next_caller(redis_serv
     cancelled, wrong = asyncio.run(run())
     assert cancelled > 500  # most GETs really were cancelled in flight
     assert wrong == 0
+
+
+# ------------------------------------------------------------------------------- misconfiguration stays loud
+
+
+def test_wrong_credentials_raise_on_every_write_and_never_open_the_breaker(
+    private_redis: RedisServer, prefix: str
+) -> None:
+    admin = private_redis.client()
+    try:
+        admin.config_set("requirepass", "right")
+    finally:
+        admin.close()
+    with Cache(MemoryTier(), _tier(private_redis.url, prefix, backplane=False)) as cache:
+        assert cache.get("k") is None  # reads never raise
+        for _ in range(10):
+            with pytest.raises(TierError, match="credentials"):
+                cache.invalidate_tags("t")
+        assert cache.stats()["redis"].breaker == "closed"
+    good = private_redis.url.replace("redis://", "redis://:right@")
+    with Cache(_tier(good, prefix, backplane=False)) as cache:
+        cache.set("k", 1)
+        assert cache.get("k") == 1
+
+
+def test_error_replies_are_errors_not_outages(redis_server: RedisServer, prefix: str) -> None:
+    admin = redis_server.client()
+    try:
+        admin.set(f"{prefix}gens", "not a hash")  # every counter operation now gets WRONGTYPE
+        with Cache(_tier(redis_server.url, prefix, backplane=False)) as cache:
+            for _ in range(10):
+                with pytest.raises(TierError):
+                    cache.invalidate_tags("t")
+            assert cache.stats()["redis"].breaker == "closed"
+    finally:
+        admin.close()
+
+
+def test_a_cache_starts_while_its_cluster_is_unreachable(prefix: str) -> None:
+    from tests.support.servers import free_port
+
+    url = f"redis+cluster://127.0.0.1:{free_port()}"
+    with Cache(MemoryTier(), _tier(url, prefix, backplane=False, timeout=0.2, connect_timeout=0.2)) as cache:
+        assert cache.get("k") is None
+        assert cache.get_or_load("k", lambda: 5) == 5
+
+    async def run() -> Any:
+        async with AsyncCache(_tier(url, prefix, backplane=False, timeout=0.2, connect_timeout=0.2)) as acache:
+            return await acache.get("k", default="miss")
+
+    assert asyncio.run(run()) == "miss"
+
+
+def test_generations_stay_ahead_of_a_lost_hash(redis_server: RedisServer, prefix: str) -> None:
+    """After the counters vanish (eviction, FLUSHDB, restart without persistence) new values exceed old ones."""
+    with Cache(_tier(redis_server.url, prefix, backplane=False), namespace="app") as cache:
+        store = cache._lower[0]  # type: ignore[attr-defined]
+        (first,) = store.bump_gens(["app\x1ft"])
+        admin = redis_server.client()
+        try:
+            admin.delete(f"{prefix}gens")
+        finally:
+            admin.close()
+        (second,) = store.bump_gens(["app\x1ft"])
+        assert second > first
+
+
+def test_a_store_without_backplane_still_announces_its_writes(redis_url: str, prefix: str) -> None:
+    writer = Cache(_tier(redis_url, prefix, backplane=False), namespace="app")
+    reader = Cache(MemoryTier(), _tier(redis_url, prefix), namespace="app")
+    with writer, reader:
+        writer.set("k", 1)
+        assert reader.get("k") == 1
+        writer.set("k", 2)
+        _wait_until(lambda: reader.get("k") == 2, "the reader to drop its L1 copy")

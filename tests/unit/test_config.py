@@ -385,3 +385,12 @@ def test_cache_argument_errors(no_files: Path, kwargs: dict[str, object]) -> Non
 def test_cache_refuses_objects_that_are_not_tiers() -> None:
     with pytest.raises(ConfigError):
         sc.Cache(object())  # type: ignore[arg-type]
+
+
+def test_open_keeps_multi_host_urls_whole(no_files: Path) -> None:
+    from stratacache._api import _URL_SPLIT
+
+    parts = [p for p in _URL_SPLIT.split("memory://?max_entries=10,redis+cluster://h1:7000,h2:7001,h3:7002/0") if p]
+    assert parts == ["memory://?max_entries=10", "redis+cluster://h1:7000,h2:7001,h3:7002/0"]
+    parts = [p for p in _URL_SPLIT.split("memory://, redis+sentinel://s1:26379,s2:26379/mymaster/0,") if p]
+    assert parts == ["memory://", "redis+sentinel://s1:26379,s2:26379/mymaster/0"]

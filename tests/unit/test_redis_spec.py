@@ -17,6 +17,8 @@ from stratacache import ConfigError, RedisTier
         ("redis+sentinel://s1/mymaster", "sentinel", (("s1", 26379),), 0),
         ("redis+cluster://a:7000,b:7001,c:7002", "cluster", (("a", 7000), ("b", 7001), ("c", 7002)), 0),
         ("redis://[::1]:6379/0", "redis", (("::1", 6379),), 0),
+        ("rediss+sentinel://s1/mymaster/1", "sentinel", (("s1", 26379),), 1),
+        ("rediss+cluster://a:7000,b:7001", "cluster", (("a", 7000), ("b", 7001)), 0),
     ],
 )
 def test_url_forms(url: str, kind: str, hosts: tuple[tuple[str, int], ...], db: int) -> None:
@@ -105,3 +107,18 @@ def test_backplane_url_takes_the_data_spec_options() -> None:
     bp = spec.backplane_spec()
     assert (bp.hosts, bp.timeout, bp.prefix) == ((("pubsub", 6380),), 0.3, "app:")
     assert RedisTier("redis://h/0").backplane_spec().hosts == (("h", 6379),)
+
+
+def test_tls_schemes_for_every_topology() -> None:
+    assert RedisTier("rediss+cluster://a:7000").tls
+    assert RedisTier("rediss+sentinel://s:26379/m").tls
+    assert not RedisTier("redis+cluster://a:7000").tls
+
+
+def test_repr_masks_passwords_in_every_url() -> None:
+    spec = RedisTier("redis://app:hunter2@h:6379/0", backplane_url="redis://bp:s3cret@h2:6379/0", timeout=0.2)
+    text = repr(spec)
+    assert "hunter2" not in text
+    assert "s3cret" not in text
+    assert "app:***@h:6379" in text
+    assert "timeout=0.2" in text

@@ -35,6 +35,7 @@ import redis.retry
 import redis.sentinel
 import redis.exceptions
 from redis.backoff import ExponentialWithJitterBackoff
+from redis.crc import key_slot
 
 from stratacache._types import Changes
 from stratacache.core.breaker import CLOSED, Breaker
@@ -52,7 +53,16 @@ if TYPE_CHECKING:
 
 __all__ = ["RedisStore"]
 
-_UNAVAILABLE: Final = (redis.exceptions.ConnectionError, ConnectionError, OSError, redis.exceptions.ClusterDownError)
+_UNAVAILABLE: Final = (
+    redis.exceptions.ConnectionError,  # refused, reset, pool wait timed out, Sentinel master not found...
+    ConnectionError,
+    OSError,
+    redis.exceptions.ClusterDownError,
+    redis.exceptions.TryAgainError,
+    redis.exceptions.ReadOnlyError,  # a demoted master after a failover
+    redis.exceptions.BusyLoadingError,
+    redis.exceptions.RedisClusterException,  # no startup node reachable
+)
 _TIMEOUTS: Final = (redis.exceptions.TimeoutError, TimeoutError)
 
 # KEYS: data1, lease1, data2, lease2, ...  ARGV: channel, message, env1, px1, env2, px2, ...
@@ -90,12 +100,16 @@ end
 if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
 return n
 """
-# KEYS: gens hash  ARGV: channel, origin, name1, name2, ...  -> new values
+# KEYS: gens hash  ARGV: channel, origin, name1, name2, ...  -> new values: max(current + 1, server time in ms)
 _BUMP: Final = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local names, values = {}, {}
 for i = 3, #ARGV do
+  local v = math.max((tonumber(redis.call('HGET', KEYS[1], ARGV[i])) or 0) + 1, now)
+  redis.call('HSET', KEYS[1], ARGV[i], string.format('%d', v))
   names[#names + 1] = ARGV[i]
-  values[#values + 1] = redis.call('HINCRBY', KEYS[1], ARGV[i], 1)
+  values[#values + 1] = v
 end
 redis.call('PUBLISH', ARGV[1], cmsgpack.pack({ARGV[2], 1, names, values}))
 return values
@@ -143,11 +157,11 @@ class RedisStore:
         self._counters = TierCounters()
         self.breaker = Breaker(failures=spec.breaker_failures, open_for=spec.breaker_open_for)
         self._cluster = spec.kind == "cluster"
-        self._client: Any = _connect(spec)
-        self._set = self._client.register_script(_SET)
-        self._fill = self._client.register_script(_FILL)
-        self._del = self._client.register_script(_DELETE)
-        self._bump = self._client.register_script(_BUMP)
+        self._client: Any = None  # see _connected()
+        self._set: Any = None
+        self._fill: Any = None
+        self._del: Any = None
+        self._bump: Any = None
         self._poll_lock = threading.Lock()
         self._outage_flushed = False
         self._admin: Any = None  # a small synchronous client for usage(), opened on first use
@@ -165,27 +179,49 @@ class RedisStore:
 
     # ------------------------------------------------------------------ the guarded call
 
-    def _call(self, op: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
-        """Run one Redis call under the breaker, mapping every failure to a ``TierError``."""
+    def _connected(self) -> Any:
+        """The client, created on first use: a cache starts even while its server is down."""
+        client = self._client
+        if client is None:
+            client = _connect(self.spec)
+            self._set = client.register_script(_SET)
+            self._fill = client.register_script(_FILL)
+            self._del = client.register_script(_DELETE)
+            self._bump = client.register_script(_BUMP)
+            self._client = client
+        return client
+
+    def _call(self, op: Callable[[Any], Any]) -> Any:
+        """Run ``op(client)`` under the breaker, mapping every failure to a ``TierError``.
+
+        Only signs of an unreachable server (connection failures, timeouts) count against the breaker: an error
+        reply (``OOM``, ``NOPERM``...), wrong credentials or a refused certificate are raised as plain
+        ``TierError`` every time, so a misconfiguration stays loud instead of turning into a silent outage.
+        """
         breaker = self.breaker
         if not breaker.allow(self._monotonic()):
             self._counters.skipped += 1
             raise TierUnavailableError("redis: circuit breaker open")
         try:
-            result = op(*args, **kwargs)
+            result = op(self._connected())
         except _TIMEOUTS as exc:
             breaker.failure(self._monotonic())
             raise TierTimeoutError(f"redis: timed out after {self.spec.timeout} s") from exc
+        except redis.exceptions.MaxConnectionsError as exc:  # the server is fine; this process is saturated
+            raise TierUnavailableError(f"redis: {exc} (max_connections={self.spec.max_connections})") from exc
         except _UNAVAILABLE as exc:
-            breaker.failure(self._monotonic())
-            if _misconfigured(exc):  # not an outage: writes must say so instead of journaling forever
+            if _misconfigured(exc):
                 raise TierError(f"redis: {exc} (check the URL's credentials and TLS settings)") from exc
-            raise TierUnavailableError(f"redis: {exc}") from exc
-        except redis.exceptions.RedisError as exc:
             breaker.failure(self._monotonic())
+            raise TierUnavailableError(f"redis: {exc}") from exc
+        except (redis.exceptions.RedisError, redis.exceptions.RedisClusterException) as exc:
             raise TierError(f"redis: {exc}") from exc
         breaker.success()
         return result
+
+    def _script(self, name: str, keys: list[str], args: list[Any]) -> Callable[[Any], Any]:
+        """A call of the Lua script ``name`` (loaded once per client; redis-py reloads it on NOSCRIPT)."""
+        return lambda c: getattr(self, name)(keys=keys, args=args, client=c)
 
     def _keys(self, k: str) -> tuple[str, str]:
         data = f"{self._prefix}{{{k}}}"
@@ -197,20 +233,21 @@ class RedisStore:
             return [list(range(len(keys)))]
         groups: dict[int, list[int]] = {}
         for i, k in enumerate(keys):
-            groups.setdefault(self._client.keyslot(self._keys(k)[0]), []).append(i)
+            groups.setdefault(key_slot(self._keys(k)[0].encode("utf-8", "surrogatepass")), []).append(i)
         return list(groups.values())
 
     # ------------------------------------------------------------------ Store protocol
 
     def get_many(self, keys: Sequence[str]) -> list[Envelope[bytes] | None]:
-        """Envelopes of ``keys`` (MGET; per slot on a Cluster), ``None`` where absent or unreadable."""
+        """Envelopes of ``keys`` (GET or MGET; per slot on a Cluster), ``None`` where absent or unreadable."""
         names = [self._keys(k)[0] for k in keys]
         if len(names) == 1:
-            raw = [self._call(self._client.get, names[0])]
+            name = names[0]
+            raw = [self._call(lambda c: c.get(name))]
         elif self._cluster:
-            raw = self._call(self._client.mget_nonatomic, names)
+            raw = self._call(lambda c: c.mget_nonatomic(names))
         else:
-            raw = self._call(self._client.mget, names)
+            raw = self._call(lambda c: c.mget(names))
         out: list[Envelope[bytes] | None] = []
         for data in raw:
             if data is None:
@@ -224,33 +261,40 @@ class RedisStore:
         return out
 
     def set_many(self, items: Sequence[tuple[str, Envelope[bytes]]]) -> None:
-        """Store envelopes, void the keys' leases and announce the keys on the backplane, atomically per slot."""
+        """Store envelopes, void the keys' leases and announce the keys on the backplane, atomically per slot.
+
+        Writes are announced whether or not this store subscribes (``backplane=False`` only stops listening).
+        """
         now = self._now()
         for group in self._groups([k for k, _ in items]):
             keys: list[str] = []
-            args: list[Any] = [self._channel, b""]
             names: list[str] = []
+            envs: list[Any] = []
             for i in group:
                 k, env = items[i]
                 keys.extend(self._keys(k))
                 names.append(k)
                 px = _px(env, now)
-                args.extend((encode_envelope(env), px if px >= 0 else 1))
-            args[1] = redis_link.encode_keys_message(self.origin, names) if self._link is not None else b""
-            self._call(self._set, keys=keys, args=args)
+                envs.extend((encode_envelope(env), px if px >= 0 else 1))
+            args = [self._channel, redis_link.encode_keys_message(self.origin, names), *envs]
+            self._call(self._script("_set", keys, args))
 
     def fence(self, keys: Sequence[str]) -> int:
         """Take a fill lease on ``keys``: a random token that a write or delete of a key voids."""
         token = secrets.randbits(62) + 1
         px = math.ceil(self.spec.lease_ttl * 1000)
-        if len(keys) == 1:
-            self._call(self._client.set, self._keys(keys[0])[1], token, px=px)
-            return token
         for group in self._groups(keys):
-            pipe = self._client.pipeline(transaction=False)
-            for i in group:
-                pipe.set(self._keys(keys[i])[1], token, px=px)
-            self._call(pipe.execute)
+            leases = [self._keys(keys[i])[1] for i in group]
+
+            def take(c: Any, leases: list[str] = leases) -> Any:
+                if len(leases) == 1:
+                    return c.set(leases[0], token, px=px)
+                pipe = c.pipeline(transaction=False)
+                for lease in leases:
+                    pipe.set(lease, token, px=px)
+                return pipe.execute()
+
+            self._call(take)
         return token
 
     def fill_many(self, items: Sequence[tuple[str, Envelope[bytes]]], since: int) -> list[str]:
@@ -265,7 +309,7 @@ class RedisStore:
                 keys.extend(self._keys(k))
                 px = _px(env, now)
                 args.extend((encode_envelope(env), px if px >= 0 else 1))
-            flags = self._call(self._fill, keys=keys, args=args)
+            flags = self._call(self._script("_fill", keys, args))
             stored.extend(items[i][0] for i, ok in zip(group, flags, strict=True) if ok)
         return stored
 
@@ -274,19 +318,26 @@ class RedisStore:
         count = 0
         for group in self._groups(keys):
             names = [keys[i] for i in group]
-            message = redis_link.encode_keys_message(self.origin, names) if self._link is not None else b""
+            args = [self._channel, redis_link.encode_keys_message(self.origin, names)]
             redis_keys = list(itertools.chain.from_iterable(self._keys(k) for k in names))
-            count += int(self._call(self._del, keys=redis_keys, args=[self._channel, message]))
+            count += int(self._call(self._script("_del", redis_keys, args)))
         return count
 
     def get_gens(self, names: Sequence[str]) -> tuple[int, ...]:
         """Current generation counters (0 when never bumped): one HMGET."""
-        values = self._call(self._client.hmget, self._gens_key, list(names))
+        fields = list(names)
+        values = self._call(lambda c: c.hmget(self._gens_key, fields))
         return tuple(int(v) if v is not None else 0 for v in values)
 
     def bump_gens(self, names: Sequence[str]) -> tuple[int, ...]:
-        """Increment counters atomically and announce the new values on the backplane."""
-        values = self._call(self._bump, keys=[self._gens_key], args=[self._channel, self.origin, *names])
+        """Advance counters atomically and announce the new values on the backplane.
+
+        A counter moves to ``max(current + 1, server time in ms)``: after the server lost its data (a restart
+        without persistence, an eviction, a ``FLUSHDB``), new values are still above every value handed out
+        before, so an entry stamped with an old value can never become current again.
+        """
+        args = [self._channel, self.origin, *names]
+        values = self._call(lambda c: self._bump(keys=[self._gens_key], args=args, client=c))
         return tuple(int(v) for v in values)
 
     def poll(self, apply: Callable[[Changes], None]) -> None:
@@ -354,11 +405,17 @@ class RedisStore:
             self._link.stop()
 
     def close(self) -> None:
-        """Stop the backplane thread and close the connection pool."""
+        """Stop the backplane thread and close the connection pools."""
         if self._link is not None:
             self._link.stop()
-        with contextlib.suppress(redis.exceptions.RedisError, OSError):
-            self._client.close()
+        admin, self._admin = self._admin, None
+        if admin is not None:
+            with contextlib.suppress(redis.exceptions.RedisError, OSError):
+                admin.close()
+        client, self._client = self._client, None
+        if client is not None:
+            with contextlib.suppress(redis.exceptions.RedisError, OSError):
+                client.close()
 
 
 def _retry(spec: RedisTier) -> redis.retry.Retry:

@@ -24,7 +24,7 @@ if TYPE_CHECKING:
 
 __all__ = ["RedisTier"]
 
-_SCHEMES: Final = ("redis", "rediss", "unix", "redis+sentinel", "redis+cluster")
+_SCHEMES: Final = ("redis", "rediss", "unix", "redis+sentinel", "rediss+sentinel", "redis+cluster", "rediss+cluster")
 _CERT_REQS: Final = ("required", "optional", "none")
 # name -> (converter, minimum, maximum) of the float options a URL may set
 _FLOATS: Final = {
@@ -68,6 +68,18 @@ def _int_option(name: str, value: object) -> int:
     return n
 
 
+def _redact(url: object) -> str:
+    """``repr`` of a URL with its password replaced by ``***``."""
+    if not isinstance(url, str):
+        return repr(url)
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is None:
+        return repr(url)
+    userinfo, _, hosts = parts.netloc.rpartition("@")
+    user = userinfo.partition(":")[0]
+    return repr(urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{hosts}")))
+
+
 def _hostports(netloc: str, scheme: str) -> tuple[tuple[str, int], ...]:
     hosts = netloc.rpartition("@")[2]
     if not hosts:
@@ -76,7 +88,7 @@ def _hostports(netloc: str, scheme: str) -> tuple[tuple[str, int], ...]:
     for part in hosts.split(","):
         host, sep, port = part.strip().rpartition(":")
         if not sep:
-            host, port = part.strip(), "26379" if scheme == "redis+sentinel" else "6379"
+            host, port = part.strip(), "26379" if scheme.endswith("+sentinel") else "6379"
         host = host.strip("[]")
         if not host or not port.isdigit() or not 0 < int(port) < 65536:
             raise ConfigError(f"bad host:port {part!r} in {scheme}:// URL")
@@ -84,7 +96,7 @@ def _hostports(netloc: str, scheme: str) -> tuple[tuple[str, int], ...]:
     return tuple(out)
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True, slots=True, repr=False)
 class RedisTier(TierSpec):
     """The shared tier (L2) on Redis 7+ or Valkey, with budgets, a circuit breaker and a backplane.
 
@@ -92,7 +104,7 @@ class RedisTier(TierSpec):
 
         redis://[user:password@]host:6379/0        rediss://host:6380/0?ssl_ca_certs=/etc/ca.pem
         unix:///run/redis.sock?db=0                redis+sentinel://h1:26379,h2:26379/mymaster/0
-        redis+cluster://h1:7000,h2:7001,h3:7002
+        redis+cluster://h1:7000,h2:7001,h3:7002    rediss+sentinel://..., rediss+cluster://... (TLS)
 
     A password may also come from ``$STRATACACHE_REDIS_PASSWORD`` (and a user name from
     ``$STRATACACHE_REDIS_USERNAME``), so no secret has to live in code or in a URL.
@@ -162,7 +174,7 @@ class RedisTier(TierSpec):
         if scheme not in _SCHEMES:
             raise ConfigError(f"unknown Redis URL scheme {scheme!r}: use one of {', '.join(_SCHEMES)}")
         setattr_ = object.__setattr__
-        setattr_(self, "kind", {"rediss": "redis", "unix": "unix"}.get(scheme, scheme.removeprefix("redis+")))
+        setattr_(self, "kind", scheme.partition("+")[2] or ("unix" if scheme == "unix" else "redis"))
         setattr_(self, "username", urllib.parse.unquote(parts.username) if parts.username else None)
         setattr_(self, "password", urllib.parse.unquote(parts.password) if parts.password else None)
         if self.password is None and os.environ.get("STRATACACHE_REDIS_PASSWORD"):
@@ -178,9 +190,9 @@ class RedisTier(TierSpec):
         else:
             setattr_(self, "hosts", _hostports(parts.netloc, scheme))
             segments = [s for s in path.split("/") if s]
-            if scheme == "redis+sentinel":
+            if self.kind == "sentinel":
                 if not segments:
-                    raise ConfigError("redis+sentinel:// needs a service name: redis+sentinel://h1:26379/mymaster/0")
+                    raise ConfigError(f"{scheme}:// needs a service name: {scheme}://h1:26379/mymaster/0")
                 setattr_(self, "service", segments.pop(0))
             if len(segments) > 1:
                 raise ConfigError(f"unexpected path {path!r} in Redis URL (expected /<db>)")
@@ -192,7 +204,7 @@ class RedisTier(TierSpec):
         if scheme != "unix" and self.kind != "cluster" and len(self.hosts) > 1 and self.kind != "sentinel":
             raise ConfigError("several hosts are only allowed with redis+sentinel:// or redis+cluster://")
         setattr_(self, "db", int(db))
-        if scheme == "rediss" and self.ssl_cert_reqs not in _CERT_REQS:
+        if self.tls and self.ssl_cert_reqs not in _CERT_REQS:
             raise ConfigError(f"ssl_cert_reqs must be one of {', '.join(_CERT_REQS)}")
         if not isinstance(self.prefix, str) or not self.prefix or "{" in self.prefix or "}" in self.prefix:
             raise ConfigError(f"prefix must be a non-empty str without '{{' or '}}', got {self.prefix!r}")
@@ -216,8 +228,18 @@ class RedisTier(TierSpec):
 
     @property
     def tls(self) -> bool:
-        """Whether connections use TLS (``rediss://``)."""
-        return self.url.strip().lower().startswith("rediss://")
+        """Whether connections use TLS (``rediss://``, ``rediss+sentinel://``, ``rediss+cluster://``)."""
+        return self.url.strip().lower().startswith("rediss")
+
+    def __repr__(self) -> str:
+        """The spec with any password in its URLs masked."""
+        shown = [f"url={_redact(self.url)}"]
+        for name, f in self.__dataclass_fields__.items():
+            value = getattr(self, name)
+            if name == "url" or not f.init or value == f.default:
+                continue
+            shown.append(f"{name}={_redact(value) if name == 'backplane_url' else repr(value)}")
+        return f"RedisTier({', '.join(shown)})"
 
     @classmethod
     def from_url(cls, url: TierURL | str) -> RedisTier:
