@@ -9,12 +9,13 @@ from __future__ import annotations
 import asyncio
 import enum
 import functools
+import threading
 from typing import TYPE_CHECKING, Final, ParamSpec, TypeVar
 
 if TYPE_CHECKING:
-    from collections.abc import Callable
+    from collections.abc import Awaitable, Callable
 
-__all__ = ["MISSING", "Missing", "arun_blocking", "run_blocking"]
+__all__ = ["MISSING", "Missing", "apause", "arun_blocking", "awithin", "pause", "run_blocking", "within"]
 
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -45,3 +46,27 @@ async def arun_blocking(fn: Callable[P, R], /, *args: P.args, **kwargs: P.kwargs
     """Run a blocking call (an embedded store's I/O) in the default executor, off the event loop."""
     loop = asyncio.get_running_loop()
     return await loop.run_in_executor(None, functools.partial(fn, *args, **kwargs))
+
+
+def within(value: R, seconds: float) -> R:  # noqa: ARG001 - the sync twin: sockets enforce the deadline
+    """Return ``value``: in synchronous code the socket timeouts already bounded the call that produced it."""
+    return value
+
+
+async def awithin(aw: Awaitable[R], seconds: float) -> R:
+    """Await ``aw`` for at most ``seconds`` (``TimeoutError`` after that; the awaited call is cancelled).
+
+    One timer per call, instead of one per socket read and write: the async Redis tier's deadline.
+    """
+    async with asyncio.timeout(seconds):
+        return await aw
+
+
+def pause(seconds: float) -> None:
+    """Block this thread for ``seconds`` (background retry loops only; tests never sleep)."""
+    threading.Event().wait(seconds)
+
+
+async def apause(seconds: float) -> None:
+    """Suspend this task for ``seconds`` (background retry loops only; tests never sleep)."""
+    await asyncio.sleep(seconds)

@@ -250,6 +250,22 @@ def test_invalidations_made_during_an_outage_are_replayed(private_redis: RedisSe
         assert not cache._journals[0]  # type: ignore[attr-defined]
 
 
+def test_an_idle_writer_still_replays_its_invalidations(private_redis: RedisServer, prefix: str) -> None:
+    """After the outage the writer makes no call at all: its journal is replayed in the background anyway."""
+    clock = FakeClock()
+    writer = Cache(_tier(private_redis.url, prefix, timeout=0.1, breaker_open_for=1.0, backplane=False), clock=clock)
+    reader = Cache(_tier(private_redis.url, prefix, backplane=False), clock=clock)
+    with writer, reader:
+        writer.set("k", "old")
+        private_redis.pause()
+        try:
+            writer.delete("k")  # journaled
+        finally:
+            private_redis.resume()
+        clock.advance(1.5)  # the writer's breaker may probe again; nothing else touches the writer
+        _wait_until(lambda: reader.get("k") is None, "the background replay of the delete")
+
+
 def test_blackholed_server_is_bounded_by_the_timeout_and_opens_the_breaker(
     redis_server: RedisServer, prefix: str
 ) -> None:

@@ -44,9 +44,9 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
-from typing import TYPE_CHECKING, Any, Final, TypeVar
+from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
 
-from stratacache._primitives import MISSING
+from stratacache._primitives import MISSING, apause
 from stratacache.core.config import validate_ttl
 from stratacache.core.entries import EntryFactory, cap_expiry
 from stratacache.core.freshness import xfetch_due
@@ -82,11 +82,13 @@ if TYPE_CHECKING:
 __all__ = ["AsyncEngine"]
 
 T = TypeVar("T")
+Depths: TypeAlias = "set[int]"  # tier depths (the engine's own ``set`` method shadows the builtin in annotations)
 _STRIPES: Final = 1024
 _OUTAGE: Final = (TierUnavailableError, TierTimeoutError)
 """Failures that mean a tier is unreachable: writes and invalidations are journaled and replayed, not raised."""
 _MAX_THROTTLED: Final = 10_000  # keys whose failing loader is being throttled (fail-safe)
 _OUTAGE_L1_TTL: Final = 5.0  # seconds an L1 copy lives while a shared tier is unreachable (RedisTier overrides)
+_SETTLE_EVERY: Final = 0.1  # seconds between background replays of journaled invalidations
 
 
 def _policy_arg(policy: object) -> LoadPolicy | None:
@@ -175,6 +177,7 @@ class AsyncEngine:
         caps = [cap for s in self._lower if (cap := getattr(s, "outage_ttl", None)) is not None]
         self._outage_ttl: float = min(caps, default=_OUTAGE_L1_TTL)
         self._unsettled = False  # some journal holds invalidations a tier has not received yet
+        self._settling = False  # a background job is replaying them
         self._closed = False
 
     # ------------------------------------------------------------------ public API
@@ -239,10 +242,11 @@ class AsyncEngine:
         pol = self._policy if policy is None else policy
         if pol is not PLAIN:
             return await self._get_or_load_with(k, loader, ttl_, tags_, pol)
-        value = await self._lookup(k)
+        failed: Depths = set()
+        value = await self._lookup(k, failed)
         if value is not MISSING:
             return value  # type: ignore[no-any-return]
-        return await self._load_flight(k, loader, ttl_, tags_, pol)
+        return await self._load_flight(k, loader, ttl_, tags_, pol, skip=failed)
 
     async def _load_flight(
         self,
@@ -253,8 +257,12 @@ class AsyncEngine:
         pol: LoadPolicy,
         *,
         refresh: bool = False,
+        skip: Depths | None = None,
     ) -> T:
-        """Load ``k`` through the single flight and store the result (``refresh``: even if L1 holds it fresh)."""
+        """Load ``k`` through the single flight and store the result (``refresh``: even if L1 holds it fresh).
+
+        ``skip``: depths of tiers that just failed for this caller; they are neither fenced nor filled.
+        """
         # A caller may only join a load that started after the last write or invalidation it could know of:
         # the flight is keyed by the key's write epoch and the generations of its namespace and tags, read
         # here, before the loader runs; the leader stores its result under exactly these.
@@ -265,7 +273,8 @@ class AsyncEngine:
             gens = None  # the shared tier is down: load, serve, cache nothing unverifiable
         flight = f"{k}\x00{epoch}\x00{gens}"
         result, joined = await self._flight.do(
-            flight, lambda: self._load(k, loader, ttl_, tags_, pol, epoch=epoch, gens=gens, refresh=refresh)
+            flight,
+            lambda: self._load(k, loader, ttl_, tags_, pol, epoch=epoch, gens=gens, refresh=refresh, skip=skip),
         )
         if joined:
             self._counters.coalesced += 1
@@ -345,17 +354,17 @@ class AsyncEngine:
             self._poll()
         now = self._clock.now()
         found: dict[str, Any] = {}
-        todo: list[str] = []
+        todo: dict[str, None] = {}
         for _key, k in wanted:
             if k in found or k in todo:
                 continue
             value = self._l1_lookup(k, now)
             if value is MISSING:
-                todo.append(k)
+                todo[k] = None
             else:
                 found[k] = value
         if todo:
-            found.update(await self._read_lower_many(todo, now))
+            found.update(await self._read_lower_many(list(todo), now))
         return {key: found[k] for key, k in wanted if k in found}
 
     async def delete(self, key: Hashable) -> bool:
@@ -491,15 +500,16 @@ class AsyncEngine:
         if self._pollers:
             self._poll()
         now = self._clock.now()
-        value, env = await self._find(k, now)
+        failed: Depths = set()
+        value, env = await self._find(k, now, failed)
         if env is None:
-            return await self._load_timed(k, loader, ttl, tags, pol, stale=False)
+            return await self._load_timed(k, loader, ttl, tags, pol, stale=False, skip=failed)
         exp = env.expires_at
         if exp is None or now < exp:  # fresh
             if (pol.early_refresh is not None or pol.refresh_ahead is not None) and self._refresh_due(env, now, pol):
                 self._refresh_later(k, loader, ttl, tags, pol)
             return value  # type: ignore[no-any-return]
-        return await self._stale_or_load(k, loader, ttl, tags, pol, value=value, exp=exp, now=now)
+        return await self._stale_or_load(k, loader, ttl, tags, pol, value=value, exp=exp, now=now, skip=failed)
 
     async def _stale_or_load(
         self,
@@ -512,6 +522,7 @@ class AsyncEngine:
         value: Any,
         exp: float,
         now: float,
+        skip: Depths,
     ) -> T:
         """An expired ``value`` is at hand: serve it (SWR, fail-safe, throttled loader), or load and fall back."""
         swr = pol.stale_while_revalidate
@@ -525,7 +536,7 @@ class AsyncEngine:
             self._counters.stale_served += 1
             return value  # type: ignore[no-any-return]
         try:
-            return await self._load_timed(k, loader, ttl, tags, pol, stale=True)
+            return await self._load_timed(k, loader, ttl, tags, pol, stale=True, skip=skip)
         except LoadTimeout as exc:
             if not (exc.soft or safe):
                 raise
@@ -538,7 +549,7 @@ class AsyncEngine:
         self._counters.stale_served += 1
         return value  # type: ignore[no-any-return]
 
-    async def _find(self, k: str, now: float) -> tuple[Any, Envelope[Any] | None]:
+    async def _find(self, k: str, now: float, failed: Depths) -> tuple[Any, Envelope[Any] | None]:
         """``(value, envelope)``: a fresh hit, else the newest stale candidate, else ``(MISSING, None)``.
 
         A stale candidate is expired but inside its stale window; invalidated entries are never candidates.
@@ -558,7 +569,7 @@ class AsyncEngine:
             l1.counters.misses += 1
         if self._lower:
             seen: dict[str, tuple[Any, Envelope[bytes]]] = {}
-            found = await self._read_lower_many([k], now, seen)
+            found = await self._read_lower_many([k], now, seen, failed)
             if k in found:
                 return found[k], seen[k][1]
             below = seen.get(k)
@@ -617,13 +628,14 @@ class AsyncEngine:
         pol: LoadPolicy,
         *,
         stale: bool,
+        skip: Depths,
     ) -> T:
         """Load through the flight; under a timeout, in the background, the caller waiting at most that long."""
         if not pol.timed:
-            return await self._load_flight(k, loader, ttl, tags, pol)
-        job = self._background.start(lambda: self._load_flight(k, loader, ttl, tags, pol))
+            return await self._load_flight(k, loader, ttl, tags, pol, skip=skip)
+        job = self._background.start(lambda: self._load_flight(k, loader, ttl, tags, pol, skip=skip))
         if job is None:  # too many loads pending already: this one runs in the caller
-            return await self._load_flight(k, loader, ttl, tags, pol)
+            return await self._load_flight(k, loader, ttl, tags, pol, skip=skip)
         soft, hard = pol.soft_timeout, pol.hard_timeout
         waited = 0.0
         if soft is not None and stale:
@@ -703,7 +715,7 @@ class AsyncEngine:
         for store, journal in zip(self._lower, self._journals, strict=True):
             store.counters.skipped += len(keys)
             journal.add_keys(keys)
-        self._unsettled = True
+        self._unsettle()
         self._bump(keys)
 
     def _defer_bumps(self, names: list[str]) -> None:
@@ -711,10 +723,32 @@ class AsyncEngine:
         home = self._home
         assert home is not None
         self._journals[self._lower.index(home)].add_gens(names)
-        self._unsettled = True
+        self._unsettle()
         # Every L1 entry may carry an invalidated tag: drop them all. The counters stay: entries cached from now
         # on were loaded after this invalidation, and live only outage_ttl.
         self._flush_l1(forget_gens=False)
+
+    def _unsettle(self) -> None:
+        """A journal holds invalidations: replay them as soon as the tier is back, whether or not traffic comes.
+
+        One background job retries the replay every ``_SETTLE_EVERY`` seconds (cheap while the breaker is open:
+        no network) until it succeeds, so a writer that goes idle after an outage still delivers them.
+        """
+        self._unsettled = True
+        if not self._settling and not self._closed:
+            self._settling = True
+            if self._background.start(self._settle_in_background) is None:
+                self._settling = False
+
+    async def _settle_in_background(self) -> None:
+        try:
+            while self._unsettled and not self._closed:
+                with contextlib.suppress(TierError):
+                    await self._settle()
+                if self._unsettled:
+                    await apause(_SETTLE_EVERY)
+        finally:
+            self._settling = False
 
     async def _settle(self) -> None:
         """Replay journaled invalidations to tiers that are reachable again; raise if the home tier is not."""
@@ -738,6 +772,12 @@ class AsyncEngine:
             if replay.overflowed or replay.gens:
                 self._flush_l1()  # learn the new counters afresh
         self._unsettled = unsettled
+
+    async def _settle_quietly(self) -> None:
+        """:meth:`_settle` before a read; a home tier still unreachable is simply skipped by the read."""
+        if self._unsettled:
+            with contextlib.suppress(TierError):
+                await self._settle()
 
     async def _replay(self, store: AsyncStore, replay: Replay) -> None:
         """Send one journal's invalidations: deletes, then bumps (counters live in the home tier only)."""
@@ -790,24 +830,23 @@ class AsyncEngine:
         l1.counters.misses += 1
         return MISSING
 
-    async def _lookup(self, k: str) -> Any:
-        """L1, then lower tiers; ``MISSING`` on a miss."""
+    async def _lookup(self, k: str, failed: Depths | None = None) -> Any:
+        """L1, then lower tiers; ``MISSING`` on a miss (``failed`` collects the depths of tiers that failed)."""
         if self._pollers:
             self._poll()
         now = self._clock.now()
         value = self._l1_lookup(k, now)
-        if value is MISSING:
-            value = await self._read_lower(k, now)
+        if value is MISSING and self._lower:
+            found = await self._read_lower_many([k], now, None, failed)
+            value = found.get(k, MISSING)
         return value
 
-    async def _read_lower(self, k: str, now: float) -> Any:
-        if not self._lower:
-            return MISSING
-        found = await self._read_lower_many([k], now)
-        return found.get(k, MISSING)
-
     async def _read_lower_many(
-        self, keys: list[str], now: float, seen: dict[str, tuple[Any, Envelope[bytes]]] | None = None
+        self,
+        keys: list[str],
+        now: float,
+        seen: dict[str, tuple[Any, Envelope[bytes]]] | None = None,
+        failed: Depths | None = None,
     ) -> dict[str, Any]:
         """Read ``keys`` tier by tier (one batch each), validate, decode and backfill the tiers above.
 
@@ -817,9 +856,7 @@ class AsyncEngine:
         found: dict[str, Any] = {}
         epochs = {k: self._epochs[hash(k) % _STRIPES] for k in keys}
         todo = keys
-        if self._unsettled:
-            with contextlib.suppress(TierError):  # the home tier is still unreachable: it is skipped below
-                await self._settle()
+        await self._settle_quietly()
         for depth, store in enumerate(self._lower):
             if not todo:
                 break
@@ -830,6 +867,8 @@ class AsyncEngine:
                 envs = await store.get_many(todo)
             except TierError:
                 store.counters.errors += 1
+                if failed is not None:
+                    failed.add(depth)  # not asked again in this operation: one budget per call, not two
                 continue
             hits: list[tuple[str, Envelope[bytes], Any]] = []
             rest: list[str] = []
@@ -844,7 +883,7 @@ class AsyncEngine:
                     store.counters.hits += 1
                     found[k] = value
                     hits.append((k, env, value))  # type: ignore[arg-type]
-            if hits:
+            if hits and (depth or self._l1 is not None):  # something above to backfill
                 await self._backfill(depth, hits, epochs, now)
             todo = rest
         return found
@@ -924,6 +963,7 @@ class AsyncEngine:
         epoch: int,
         gens: tuple[int, ...] | None,
         refresh: bool = False,
+        skip: Depths | None = None,
     ) -> T:
         """Leader of a single flight: re-check L1, run the loader, store if the key is still as it was read."""
         l1 = self._l1
@@ -935,7 +975,7 @@ class AsyncEngine:
                     return self._codec.decode(env.value, k) if self._copy else env.value  # type: ignore[no-any-return]
         stripe = hash(k) % _STRIPES
         # before the loader reads the source: a write after the fence voids the fill
-        fences = await self._fences(k) if gens is not None else None
+        fences = await self._fences(k, skip) if gens is not None else None
         counters = self._counters
         t0 = self._clock.monotonic()
         try:
@@ -955,7 +995,7 @@ class AsyncEngine:
         await self._fill(prepared, stripe, epoch, fences)
         return value
 
-    async def _fences(self, k: str) -> list[int | None] | None:
+    async def _fences(self, k: str, skip: Depths | None = None) -> list[int | None] | None:
         """Each lower tier's write fence for ``k``, or ``None`` if a tier failed (then nothing is cached).
 
         A tier that is unreachable or missed invalidations gets a ``None`` fence: it is not filled, and the L1
@@ -963,7 +1003,7 @@ class AsyncEngine:
         """
         fences: list[int | None] = []
         for depth, store in enumerate(self._lower):
-            if self._journals[depth]:
+            if self._journals[depth] or (skip and depth in skip):
                 fences.append(None)
                 continue
             try:
@@ -1050,7 +1090,7 @@ class AsyncEngine:
             except _OUTAGE:  # dropped, and the tier's old copies are deleted when it is back
                 store.counters.errors += 1
                 self._journals[depth].add_keys(keys)
-                self._unsettled = True
+                self._unsettle()
                 degraded = True
             except TierError as exc:
                 store.counters.errors += 1
@@ -1092,7 +1132,7 @@ class AsyncEngine:
             except _OUTAGE:  # never lost: replayed when the tier is back, which is not read until then
                 store.counters.errors += 1
                 self._journals[depth].add_keys(keys)
-                self._unsettled = True
+                self._unsettle()
             except TierError as exc:
                 store.counters.errors += 1
                 failed.append(exc)

@@ -35,6 +35,7 @@ import redis.exceptions
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.crc import key_slot
 
+from stratacache._primitives import awithin
 from stratacache._types import Changes
 from stratacache.core.breaker import CLOSED, Breaker
 from stratacache.core.envelope import decode_envelope, encode_envelope
@@ -155,6 +156,9 @@ class AsyncRedisStore:
         self._counters = TierCounters()
         self.breaker = Breaker(failures=spec.breaker_failures, open_for=spec.breaker_open_for)
         self._cluster = spec.kind == "cluster"
+        # The async tier bounds each whole call by one deadline: the command's timeout while the last call
+        # succeeded (its pooled connections are warm), plus the connect timeout when a reconnect is likely.
+        self._warm = False
         self._client: Any = None  # see _connected()
         self._set: Any = None
         self._fill: Any = None
@@ -201,13 +205,17 @@ class AsyncRedisStore:
             self._counters.skipped += 1
             raise TierUnavailableError("redis: circuit breaker open")
         try:
-            result = await op(self._connected())
+            spec = self.spec
+            deadline = spec.timeout if self._warm else spec.timeout + spec.connect_timeout
+            result = await awithin(op(self._connected()), deadline)
         except _TIMEOUTS as exc:
+            self._warm = False
             breaker.failure(self._monotonic())
             raise TierTimeoutError(f"redis: timed out after {self.spec.timeout} s") from exc
         except redis.exceptions.MaxConnectionsError as exc:  # the server is fine; this process is saturated
             raise TierUnavailableError(f"redis: {exc} (max_connections={self.spec.max_connections})") from exc
         except _UNAVAILABLE as exc:
+            self._warm = False
             if _misconfigured(exc):
                 raise TierError(f"redis: {exc} (check the URL's credentials and TLS settings)") from exc
             breaker.failure(self._monotonic())
@@ -215,6 +223,7 @@ class AsyncRedisStore:
         except (redis.exceptions.RedisError, redis.exceptions.RedisClusterException) as exc:
             raise TierError(f"redis: {exc}") from exc
         breaker.success()
+        self._warm = True
         return result
 
     def _script(self, name: str, keys: list[str], args: list[Any]) -> Callable[[Any], Awaitable[Any]]:
@@ -390,7 +399,7 @@ class AsyncRedisStore:
             return (0, 0)
         try:
             if self._admin is None:
-                self._admin = redis_link.connect_sync(self.spec)
+                self._admin = redis_link.connect_sync(self.spec, listen=False)
             size = self._admin.dbsize()
             memory = self._admin.info("memory").get("used_memory", 0)
         except (redis.exceptions.RedisError, OSError, TierError):
@@ -424,7 +433,7 @@ def _retry(spec: RedisTier) -> redis.asyncio.retry.Retry:
 
 def _connect(spec: RedisTier) -> Any:
     """A redis-py client for ``spec``'s topology, with stratacache's budgets."""
-    kw = spec.connection_kwargs()
+    kw = spec.connection_kwargs(asynchronous=True)
     retry = _retry(spec)
     if spec.kind == "cluster":
         nodes = [redis.asyncio.cluster.ClusterNode(h, p) for h, p in spec.hosts]

@@ -25,6 +25,8 @@ from typing import TYPE_CHECKING, Any, Final
 
 import msgspec
 import redis
+import redis.backoff
+import redis.retry
 import redis.sentinel
 
 from stratacache.errors import TierUnavailableError
@@ -183,10 +185,15 @@ class Link:
         self._push((kind, names, values))
 
 
-def connect_sync(spec: RedisTier) -> redis.Redis:
-    """A plain synchronous client for the backplane (on a Cluster: any reachable node; PUBLISH reaches all)."""
+def connect_sync(spec: RedisTier, *, listen: bool = True) -> redis.Redis:
+    """A plain synchronous client without retries (on a Cluster: any reachable node; PUBLISH reaches all).
+
+    ``listen``: for the backplane subscription (reads may wait up to a heartbeat); otherwise for one-off
+    administrative commands, bounded by the tier's own ``timeout``.
+    """
     kw = spec.connection_kwargs()
-    kw["socket_timeout"] = max(spec.timeout, spec.heartbeat)
+    kw["socket_timeout"] = max(spec.timeout, spec.heartbeat) if listen else spec.timeout
+    kw["retry"] = redis.retry.Retry(redis.backoff.NoBackoff(), 0)  # the caller decides what a failure means
     if spec.kind == "sentinel":
         sentinel_kw = {"socket_timeout": spec.timeout, "socket_connect_timeout": spec.connect_timeout}
         sentinel = redis.sentinel.Sentinel(list(spec.hosts), sentinel_kwargs=sentinel_kw, **kw)

@@ -262,10 +262,14 @@ class RedisTier(TierSpec):
         base = f"{parsed.scheme}:{netloc}{urllib.parse.quote(parsed.path)}{query}"
         return cls(base, **kwargs)
 
-    def connection_kwargs(self) -> dict[str, Any]:
-        """Keyword arguments of a redis-py connection to this tier (auth, TLS, timeouts), pool options aside."""
+    def connection_kwargs(self, *, asynchronous: bool = False) -> dict[str, Any]:
+        """Keyword arguments of a redis-py connection to this tier (auth, TLS, timeouts), pool options aside.
+
+        The async tier bounds each whole call with one deadline instead (``_primitives.awithin``): no socket
+        timeout, which would arm a timer around every read and write.
+        """
         kw: dict[str, Any] = {
-            "socket_timeout": self.timeout,
+            "socket_timeout": None if asynchronous else self.timeout,
             "socket_connect_timeout": self.connect_timeout,
             "username": self.username,
             "password": self.password,
