@@ -10,9 +10,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import harness, hitrate, report, sqlite_scale, suites
+from benchmarks import harness, hitrate, memory, report, sqlite_scale, suites
 
-SUITES = (*suites.SUITES, sqlite_scale.SUITE)  # sqlite-scale grows its stores between timings: run apart
+SUITES = (*suites.SUITES, sqlite_scale.SUITE, memory.SUITE)  # these two run apart from the timing harness
 
 DEFAULT_REPEATS = 40
 DEFAULT_TARGET_MS = 30.0
@@ -68,6 +68,7 @@ def run(chosen: list[str], *, out: Path, repeats: int, target_ms: float, quick: 
     close_problems: list[str] = []
     timed = [s for s in chosen if s in suites.TIMED]
     hit_ratios: dict[str, object] | None = None
+    mem: dict[str, object] | None = None
     scale: dict[str, object] | None = None
     try:
         log(f"setting up suites {', '.join(chosen)}")
@@ -78,6 +79,9 @@ def run(chosen: list[str], *, out: Path, repeats: int, target_ms: float, quick: 
         if "hitrate" in chosen:
             log("replaying the hit-ratio traces")
             hit_ratios = hitrate.run(log)
+        if memory.SUITE in chosen:
+            log("measuring memory per entry (a fresh subprocess per case)")
+            mem = memory.run(log)
         if sqlite_scale.SUITE in chosen:
             log("growing and timing the sqlite-scale stores")
             scale = sqlite_scale.run(log, tmp_root=tmp_root, quick=quick)
@@ -112,6 +116,8 @@ def run(chosen: list[str], *, out: Path, repeats: int, target_ms: float, quick: 
     }
     if hit_ratios is not None:
         doc["hitrate"] = hit_ratios
+    if mem is not None:
+        doc["memory"] = mem
     if scale is not None:
         doc["sqlite_scale"] = scale
     md = report.markdown(doc) if timed else f"# stratacache benchmarks ({doc['started_at']})\n"
@@ -119,6 +125,8 @@ def run(chosen: list[str], *, out: Path, repeats: int, target_ms: float, quick: 
         md += "\n" + sqlite_scale.markdown(scale)
     if hit_ratios is not None:
         md += "\n" + hitrate.markdown(hit_ratios)
+    if mem is not None:
+        md += "\n" + memory.markdown(mem)
     out.mkdir(parents=True, exist_ok=True)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     text = json.dumps(doc, indent=1) + "\n"
