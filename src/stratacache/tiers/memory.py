@@ -1,14 +1,20 @@
 """The in-process tier (L1): decoded objects, count and byte bounds, amortized expiry, thread-safe.
 
 Reads are lock-free: one dict lookup plus the policy's access record. Writes, deletes and evictions take one
-lock. Expired entries are reclaimed from a min-heap of expiry times, a few per write (amortized O(log n), never a
+lock. Expired entries are reclaimed in order of expiry, a few per write (amortized O(log n) at worst, never a
 full scan), and lazily when a read finds one.
+
+Memory: an entry costs the policy's slot (a dict or ``OrderedDict`` entry) and an expiry record. While expiry
+times never decrease in write order (one TTL for every entry, the usual case), a record is two references in
+parallel deques of keys and times (about 16 bytes, the time being the envelope's own float); an entry that
+expires before one written earlier goes to a min-heap of ``(time, key)`` tuples instead (about 64 bytes).
 """
 
 from __future__ import annotations
 
 import heapq
 import threading
+from collections import deque
 from typing import TYPE_CHECKING, Any
 
 from stratacache.errors import ValueTooLargeError
@@ -47,6 +53,9 @@ class MemoryStore:
         self._policy = make_policy(policy, max_entries)
         self._lock = threading.Lock()
         self._bytes = 0
+        # expiry records: in write order while the times never decrease, the rest in a heap (module docstring)
+        self._exp_keys: deque[str] = deque()
+        self._exp_times: deque[float] = deque()
         self._heap: list[tuple[float, str]] = []
 
     # --- reads (lock-free) ---
@@ -115,6 +124,8 @@ class MemoryStore:
         """Drop every entry."""
         with self._lock:
             self._policy.clear()
+            self._exp_keys.clear()
+            self._exp_times.clear()
             self._heap.clear()
             self._bytes = 0
 
@@ -135,9 +146,14 @@ class MemoryStore:
         self._bytes += env.size
         gc_at = env.gc_at()
         if gc_at is not None:
-            heapq.heappush(self._heap, (gc_at, key))
-            if len(self._heap) > 2 * len(self._policy) + 1024:
-                self._rebuild_heap()
+            times = self._exp_times
+            if not times or gc_at >= times[-1]:
+                times.append(gc_at)
+                self._exp_keys.append(key)
+            else:
+                heapq.heappush(self._heap, (gc_at, key))
+            if len(times) + len(self._heap) > 2 * len(self._policy) + 1024:
+                self._rebuild_expiry()
 
     def _remove(self, key: str) -> bool:
         old = self._policy.pop(key)
@@ -159,22 +175,34 @@ class MemoryStore:
             self.counters.evictions += 1
 
     def _reclaim(self, now: float, budget: int) -> None:
-        heap = self._heap
-        while budget and heap and heap[0][0] <= now:
-            gc_at, key = heapq.heappop(heap)
+        """Drop up to ``budget`` expiry records due by ``now``, earliest first, and the entries still theirs."""
+        times, heap = self._exp_times, self._heap
+        while budget:
+            if times and (not heap or times[0] <= heap[0][0]):
+                if times[0] > now:
+                    break
+                gc_at = times.popleft()
+                key = self._exp_keys.popleft()
+            elif heap and heap[0][0] <= now:
+                gc_at, key = heapq.heappop(heap)
+            else:
+                break
             budget -= 1
             env = self._policy.peek(key)
-            if env is not None and env.gc_at() == gc_at:
+            if env is not None and env.gc_at() == gc_at:  # not rewritten since with another expiry
                 self._remove(key)
                 self.counters.evictions += 1
 
-    def _rebuild_heap(self) -> None:
-        heap: list[tuple[float, str]] = []
+    def _rebuild_expiry(self) -> None:
+        """Replace the records (outnumbering the entries: keys were rewritten) by one per live entry, in order."""
+        live: list[tuple[float, str]] = []
         for key in self._policy.keys():  # noqa: SIM118 - a snapshot, not the live dict
             env = self._policy.peek(key)
             if env is not None:
                 gc_at = env.gc_at()
                 if gc_at is not None:
-                    heap.append((gc_at, key))
-        heapq.heapify(heap)
-        self._heap = heap
+                    live.append((gc_at, key))
+        live.sort()
+        self._exp_times = deque([t for t, _ in live])
+        self._exp_keys = deque([k for _, k in live])
+        self._heap = []
