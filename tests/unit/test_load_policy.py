@@ -364,3 +364,76 @@ def test_async_swr_fail_safe_and_hard_timeout() -> None:
         # close() awaited the background load of "other"
 
     asyncio.run(run())
+
+
+# ------------------------------------------------------------------------------- leases across caches
+
+
+def _two_caches(tmp_path: Any, clock: FakeClock, policy: LoadPolicy) -> tuple[Cache, Cache]:
+    """Two caches over one SQLite file: two processes, as far as leases are concerned."""
+    from stratacache import SQLiteTier
+
+    path = tmp_path / "shared.db"
+    return (
+        Cache(MemoryTier(), SQLiteTier(path), clock=clock, ttl=10, policy=policy),
+        Cache(MemoryTier(), SQLiteTier(path), clock=clock, ttl=10, policy=policy),
+    )
+
+
+def test_a_second_cache_waits_for_the_first_ones_load(tmp_path: Any) -> None:
+    clock = FakeClock()
+    a, b = _two_caches(tmp_path, clock, LoadPolicy(lease_wait=5))
+    src = Source()
+    src.gate = threading.Event()
+    with a, b:
+        first: list[int] = []
+        t = threading.Thread(target=lambda: first.append(a.get_or_load("k", src.load)))
+        t.start()
+        _eventually(lambda: src.calls == 1, "the first load to start")
+        second: list[int] = []
+        u = threading.Thread(target=lambda: second.append(b.get_or_load("k", src.load)))
+        u.start()
+        _eventually(lambda: b.stats().lock_waits == 1, "the second cache to find the lease")
+        src.gate.set()
+        t.join(5)
+        u.join(5)
+        assert first == second == [1]
+        assert src.calls == 1  # one load for both "processes"
+
+
+@pytest.mark.parametrize(("on_timeout", "expected"), [("load", "loaded"), ("raise", LoadTimeout)])
+def test_what_a_waiter_does_when_the_lease_holder_is_too_slow(tmp_path: Any, on_timeout: str, expected: Any) -> None:
+    clock = FakeClock()
+    policy = LoadPolicy(lease_wait=0.05, on_lease_timeout=on_timeout)
+    a, b = _two_caches(tmp_path, clock, policy)
+    gate = threading.Event()
+    with a, b:
+        t = threading.Thread(target=lambda: a.get_or_load("k", lambda: gate.wait(5) and "slow"))
+        t.start()
+        _eventually(lambda: a._leases is not None and b.get("k") is None and _held(tmp_path), "the lease")
+        try:
+            if expected is LoadTimeout:
+                with pytest.raises(LoadTimeout):
+                    b.get_or_load("k", lambda: "loaded")
+            else:
+                assert b.get_or_load("k", lambda: "loaded") == expected
+        finally:
+            gate.set()
+            t.join(5)
+
+
+def _held(tmp_path: Any) -> bool:
+    import sqlite3
+
+    with sqlite3.connect(tmp_path / "shared.db") as conn:
+        try:
+            return conn.execute("SELECT COUNT(*) FROM sc_leases").fetchone()[0] > 0
+        except sqlite3.OperationalError:
+            return False
+
+
+def test_lease_policy_validation() -> None:
+    with pytest.raises(ConfigError):
+        LoadPolicy(lease_wait=1, on_lease_timeout="wait")
+    with pytest.raises(ConfigError):
+        LoadPolicy(soft_timeout=1)  # nothing stale to serve

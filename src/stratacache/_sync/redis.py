@@ -101,6 +101,11 @@ end
 if ARGV[2] ~= '' then redis.call('PUBLISH', ARGV[1], ARGV[2]) end
 return n
 """
+# KEYS: lease  ARGV: token  -> 1 if it was ours and is gone
+_RELEASE: Final = """
+if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
+return 0
+"""
 # KEYS: gens hash  ARGV: channel, origin, name1, name2, ...  -> new values: max(current + 1, server time in ms)
 _BUMP: Final = """
 local t = redis.call('TIME')
@@ -144,11 +149,13 @@ class RedisStore:
 
     shared = True
     name = "redis"
+    supports_leases = True
 
     def __init__(self, spec: RedisTier, *, now: Callable[[], float], monotonic: Callable[[], float]) -> None:
         self.spec = spec
         self.max_bytes: int | None = int(spec.max_value_bytes)
         self.outage_ttl: float | None = spec.outage_l1_ttl
+        self.lease_ttl = spec.lease_ttl
         self._now = now
         self._monotonic = monotonic
         self._prefix = spec.prefix
@@ -166,6 +173,7 @@ class RedisStore:
         self._fill: Any = None
         self._del: Any = None
         self._bump: Any = None
+        self._release: Any = None
         self._poll_lock = threading.Lock()
         self._outage_flushed = False
         self._admin: Any = None  # a small synchronous client for usage(), opened on first use
@@ -192,6 +200,7 @@ class RedisStore:
             self._fill = client.register_script(_FILL)
             self._del = client.register_script(_DELETE)
             self._bump = client.register_script(_BUMP)
+            self._release = client.register_script(_RELEASE)
             self._client = client
         return client
 
@@ -203,17 +212,19 @@ class RedisStore:
         ``TierError`` every time, so a misconfiguration stays loud instead of turning into a silent outage.
         """
         breaker = self.breaker
+        spec = self.spec
         if not breaker.allow(self._monotonic()):
             self._counters.skipped += 1
             raise TierUnavailableError("redis: circuit breaker open")
         try:
-            spec = self.spec
             deadline = spec.timeout if self._warm else spec.timeout + spec.connect_timeout
             result = within(op(self._connected()), deadline)
         except _TIMEOUTS as exc:
             self._warm = False
             breaker.failure(self._monotonic())
-            raise TierTimeoutError(f"redis: timed out after {self.spec.timeout} s") from exc
+            raise TierTimeoutError(
+                f"redis: {str(exc) or 'timed out'} (timeout={spec.timeout} s, connect_timeout={spec.connect_timeout} s)"
+            ) from exc
         except redis.exceptions.MaxConnectionsError as exc:  # the server is fine; this process is saturated
             raise TierUnavailableError(f"redis: {exc} (max_connections={self.spec.max_connections})") from exc
         except _UNAVAILABLE as exc:
@@ -305,6 +316,22 @@ class RedisStore:
 
             self._call(take)
         return token
+
+    def claim(self, key: str, ttl: float) -> int | None:
+        """Take the load lease of ``key`` for ``ttl`` seconds if nobody holds it (``SET NX PX``).
+
+        Returns its token, which is also this key's fence for :meth:`fill_many`; ``None`` if another load holds
+        it. A write or delete of the key voids the lease, as it voids any fence.
+        """
+        token = secrets.randbits(62) + 1
+        lease = self._keys(key)[1]
+        px = max(1, math.ceil(ttl * 1000))
+        taken = self._call(lambda c: c.set(lease, token, px=px, nx=True))
+        return token if taken else None
+
+    def release(self, key: str, token: int) -> None:
+        """Drop the lease of ``key`` if it is still ``token`` (a filled or voided lease is gone already)."""
+        self._call(self._script("_release", [self._keys(key)[1]], [token]))
 
     def fill_many(self, items: Sequence[tuple[str, Envelope[bytes]]], since: int) -> list[str]:
         """Store loaded values whose lease ``since`` is still theirs (no write or delete since); return those."""
@@ -433,6 +460,11 @@ def _retry(spec: RedisTier) -> redis.retry.Retry:
     return redis.retry.Retry(backoff, spec.retries, supported_errors=(redis.exceptions.ConnectionError,))
 
 
+def _pool_wait(spec: RedisTier, *, asynchronous: bool) -> float | None:
+    """How long a caller waits for a pooled connection: async, within its call's deadline; sync, ``timeout``."""
+    return None if asynchronous else spec.timeout
+
+
 def _connect(spec: RedisTier) -> Any:
     """A redis-py client for ``spec``'s topology, with stratacache's budgets."""
     kw = spec.connection_kwargs(asynchronous=False)
@@ -454,6 +486,6 @@ def _connect(spec: RedisTier) -> Any:
         if kw.pop("ssl", False):
             kw["connection_class"] = redis.SSLConnection
     pool = redis.BlockingConnectionPool(
-        max_connections=spec.max_connections, timeout=spec.timeout, db=spec.db, retry=retry, **kw
+        max_connections=spec.max_connections, timeout=_pool_wait(spec, asynchronous=False), db=spec.db, retry=retry, **kw
     )
     return redis.Redis.from_pool(pool)  # the client owns the pool: close() closes it

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import time
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
 
 from stratacache._primitives import MISSING, apause
@@ -171,9 +172,13 @@ class AsyncEngine:
         self._background = AsyncBackground()
         self._refreshing: set[str] = set()
         self._throttled: dict[str, float] = {}  # key -> until when its failing loader is not called again
-        self._epochs = [0] * _STRIPES
+        self._epochs = [0] * _STRIPES  # write epochs: writes, deletes, invalidations, flushes
+        self._fills = [0] * _STRIPES  # fill epochs: a fill voids backfills of older reads, not other fills
         self._counters = EngineCounters()
         self._journals = [Journal() for _ in self._lower]
+        home = self._home
+        self._leases = home if home is not None and getattr(home, "supports_leases", False) else None
+        self._lease_ttl: float = float(getattr(home, "lease_ttl", 30.0))
         caps = [cap for s in self._lower if (cap := getattr(s, "outage_ttl", None)) is not None]
         self._outage_ttl: float = min(caps, default=_OUTAGE_L1_TTL)
         self._unsettled = False  # some journal holds invalidations a tier has not received yet
@@ -472,6 +477,7 @@ class AsyncEngine:
             refreshes=c.refreshes,
             refresh_errors=c.refresh_errors,
             load_timeouts=c.load_timeouts,
+            lock_waits=c.lock_waits,
         )
 
     async def close(self) -> None:
@@ -800,8 +806,8 @@ class AsyncEngine:
         await self._settle()
         missing = self._gens.missing(tags)
         names = [gen_name(self._namespace), *self._gens.store_names(missing)]
-        try:
-            values = await home.get_gens(names)
+        try:  # concurrent callers needing the same counters share one read (a burst after start or a flush)
+            values, _ = await self._flight.do("\x01gens\x00" + "\x00".join(names), lambda: home.get_gens(names))
         except TierError:
             home.counters.errors += 1
             raise
@@ -854,7 +860,7 @@ class AsyncEngine:
         but inside its stale window and not invalidated), which the policy path may serve on purpose.
         """
         found: dict[str, Any] = {}
-        epochs = {k: self._epochs[hash(k) % _STRIPES] for k in keys}
+        epochs = {k: self._mark(k) for k in keys}
         todo = keys
         await self._settle_quietly()
         for depth, store in enumerate(self._lower):
@@ -929,7 +935,7 @@ class AsyncEngine:
         """Copy hits from tier ``depth`` into the tiers above, unless the key was written meanwhile."""
         if self._pollers:
             self._poll()  # an invalidation that arrived while the read was in flight must win over its reply
-        fresh = [(k, env, value) for k, env, value in hits if self._epochs[hash(k) % _STRIPES] == epochs[k]]
+        fresh = [(k, env, value) for k, env, value in hits if self._mark(k) == epochs[k]]
         if not fresh:
             return
         for store in self._lower[:depth]:
@@ -948,7 +954,7 @@ class AsyncEngine:
                 if l1env is not None:
                     items.append((k, l1env))
             if items:  # re-checked under the L1 lock: a write may have landed since the read
-                l1.set_many(items, now, guard=lambda k: self._epochs[hash(k) % _STRIPES] == epochs[k])
+                l1.set_many(items, now, guard=lambda k: self._mark(k) == epochs[k])
 
     # ------------------------------------------------------------------ loads and writes
 
@@ -974,28 +980,88 @@ class AsyncEngine:
                 if (exp is None or self._clock.now() < exp) and self._gens.current(env.gens, env.tags):
                     return self._codec.decode(env.value, k) if self._copy else env.value  # type: ignore[no-any-return]
         stripe = hash(k) % _STRIPES
-        # before the loader reads the source: a write after the fence voids the fill
-        fences = await self._fences(k, skip) if gens is not None else None
-        counters = self._counters
-        t0 = self._clock.monotonic()
+        claimed: int | None = None
+        if gens is not None and pol.lease_wait is not None and self._leases is not None:
+            found, claimed = await self._claim_or_wait(k, pol, skip)
+            if found is not MISSING:
+                return found  # type: ignore[no-any-return]  # another process loaded it meanwhile
         try:
-            value = await loader()
-        except BaseException:
-            counters.load_errors += 1
-            counters.load_time += self._clock.monotonic() - t0
-            raise
-        delta = self._clock.monotonic() - t0
-        counters.load_time += delta
-        counters.loads += 1
-        if gens is None or fences is None or self._closed:
-            return value  # a shared tier is unreachable: serve the value, cache nothing unverifiable
-        if value is None and pol.negative_ttl is not None:
-            ttl = pol.negative_ttl
-        prepared = self._entries.prepare(k, value, ttl, tags, gens=gens, delta=delta, stale_for=pol.stale_window)
-        await self._fill(prepared, stripe, epoch, fences)
-        return value
+            # before the loader reads the source: a write after the fence voids the fill
+            fences = await self._fences(k, skip, claimed) if gens is not None else None
+            counters = self._counters
+            t0 = self._clock.monotonic()
+            try:
+                value = await loader()
+            except BaseException:
+                counters.load_errors += 1
+                counters.load_time += self._clock.monotonic() - t0
+                raise
+            delta = self._clock.monotonic() - t0
+            counters.load_time += delta
+            counters.loads += 1
+            if gens is None or fences is None or self._closed:
+                return value  # a shared tier is unreachable: serve the value, cache nothing unverifiable
+            if value is None and pol.negative_ttl is not None:
+                ttl = pol.negative_ttl
+            prepared = self._entries.prepare(k, value, ttl, tags, gens=gens, delta=delta, stale_for=pol.stale_window)
+            await self._fill(prepared, stripe, epoch, fences)
+            return value
+        finally:
+            if claimed is not None:
+                await self._release(k, claimed)
 
-    async def _fences(self, k: str, skip: Depths | None = None) -> list[int | None] | None:
+    async def _claim_or_wait(self, k: str, pol: LoadPolicy, skip: Depths | None) -> tuple[Any, int | None]:
+        """Take the cluster-wide load lease of ``k``, or wait for the process holding it.
+
+        Returns ``(value, None)`` when the other process's value arrived, ``(MISSING, token)`` once the lease is
+        ours (the token is also our fence in that tier), ``(MISSING, None)`` to load without a lease (the tier
+        failed, or the wait timed out under ``on_lease_timeout="load"``). Raises :class:`LoadTimeout` otherwise.
+        """
+        home = self._leases
+        assert home is not None
+        assert pol.lease_wait is not None
+        depth = self._lower.index(home)
+        if self._journals[depth] or (skip and depth in skip):
+            return MISSING, None
+        deadline: float | None = None
+        delay = 0.002
+        while True:
+            try:
+                token = await home.claim(k, self._lease_ttl)  # type: ignore[attr-defined]
+            except TierError:
+                return MISSING, None  # no lease to be had: load as without one
+            if token is not None:
+                # Another process may have filled the key and released its lease between our miss and this
+                # claim: look once more, or two processes would load it one after the other.
+                found = await self._read_lower_many([k], self._clock.now())
+                if k in found:
+                    await self._release(k, token)
+                    return found[k], None
+                return MISSING, token
+            if deadline is None:
+                self._counters.lock_waits += 1
+                deadline = time.monotonic() + pol.lease_wait
+            elif time.monotonic() >= deadline:
+                break
+            await apause(delay)
+            delay = min(delay * 2, 0.05)
+            found = await self._read_lower_many([k], self._clock.now())
+            if k in found:
+                return found[k], None
+        if pol.on_lease_timeout == "load":
+            return MISSING, None
+        self._counters.load_timeouts += 1
+        raise LoadTimeout(
+            f"another process is loading {k!r}: waited lease_wait={pol.lease_wait} s",
+            soft=pol.on_lease_timeout == "stale",
+        )
+
+    async def _release(self, k: str, token: int) -> None:
+        """Give the load lease back (waiters stop waiting); best effort: it expires by itself anyway."""
+        with contextlib.suppress(TierError):
+            await self._leases.release(k, token)  # type: ignore[union-attr]
+
+    async def _fences(self, k: str, skip: Depths | None = None, claimed: int | None = None) -> list[int | None] | None:
         """Each lower tier's write fence for ``k``, or ``None`` if a tier failed (then nothing is cached).
 
         A tier that is unreachable or missed invalidations gets a ``None`` fence: it is not filled, and the L1
@@ -1005,6 +1071,9 @@ class AsyncEngine:
         for depth, store in enumerate(self._lower):
             if self._journals[depth] or (skip and depth in skip):
                 fences.append(None)
+                continue
+            if claimed is not None and store is self._leases:
+                fences.append(claimed)  # the lease is this tier's fence
                 continue
             try:
                 fences.append(await store.fence([k]))
@@ -1024,7 +1093,7 @@ class AsyncEngine:
         if self._epochs[stripe] != epoch:
             return
         k, env, l1env = prepared
-        self._epochs[stripe] += 1
+        self._fills[stripe] += 1
         for depth in range(len(self._lower) - 1, -1, -1):
             store = self._lower[depth]
             fence = fences[depth]
@@ -1043,15 +1112,17 @@ class AsyncEngine:
             if not stored:
                 return
             store.counters.sets += 1
-        self._epochs[stripe] += 1
+        self._fills[stripe] += 1
         if self._pollers:
             self._poll()  # an invalidation received during the fill voids the L1 copy (its epoch moves)
         l1 = self._l1
         if l1 is not None and l1env is not None:
-            expected = epoch + 2
-            l1.counters.sets += l1.set_many(
-                [(k, l1env)], self._clock.now(), lambda _k: self._epochs[stripe] == expected
-            )
+            l1.counters.sets += l1.set_many([(k, l1env)], self._clock.now(), lambda _k: self._epochs[stripe] == epoch)
+
+    def _mark(self, k: str) -> int:
+        """What a read of ``k`` must find unchanged to backfill: any write *or fill* of its stripe moves it."""
+        stripe = hash(k) % _STRIPES
+        return self._epochs[stripe] + self._fills[stripe]  # both only grow: the sum moves when either does
 
     def _bump(self, keys: Iterable[str]) -> dict[int, int]:
         """Advance the epoch of each key's stripe; return the stripes' epochs after this bump."""

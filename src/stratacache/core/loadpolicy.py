@@ -17,6 +17,10 @@ the loader's exception through. Each field turns on one behaviour:
 - ``refresh_ahead``: a fresh hit in the last part of its life (after this fraction of its TTL) refreshes in the
   background.
 - ``negative_ttl``: a loader result of ``None`` ("not found") is cached this long instead of the normal TTL.
+- ``lease_wait``: one loader per key across every process sharing the tier (a lease in the shared tier: Redis
+  ``SET NX PX``, an SQLite row): a process that finds another's lease waits up to this many seconds for its value
+  (polling with backoff), then follows ``on_lease_timeout``: ``"load"`` itself (the default), serve a ``"stale"``
+  value if it has one (else :class:`~stratacache.LoadTimeout`), or ``"raise"`` :class:`~stratacache.LoadTimeout`.
 
 An entry is kept by the tiers until ``max(stale_while_revalidate, fail_safe)`` after its expiry, so that a stale
 value is there to serve. Invalidated entries (``delete``, ``set``, ``invalidate_tags``, ``clear``) are never
@@ -39,7 +43,9 @@ _SECONDS: Final = (
     "soft_timeout",
     "hard_timeout",
     "negative_ttl",
+    "lease_wait",
 )
+_ON_LEASE_TIMEOUT: Final = ("load", "stale", "raise")
 
 
 def _seconds(name: str, value: object) -> float | None:
@@ -60,8 +66,9 @@ class LoadPolicy:
     (``cache.get_or_load(key, loader, policy=...)``, ``@cache.cached(policy=...)``).
 
     Raises:
-        ConfigError: a negative, NaN or infinite duration, ``soft_timeout >= hard_timeout``, a
-            ``refresh_ahead`` outside ``(0, 1)`` or a negative ``early_refresh``.
+        ConfigError: a negative, NaN or infinite duration, ``soft_timeout >= hard_timeout``, a ``soft_timeout``
+            without a stale window, a ``refresh_ahead`` outside ``(0, 1)``, a negative ``early_refresh`` or an
+            unknown ``on_lease_timeout``.
     """
 
     stale_while_revalidate: float | None = None
@@ -72,6 +79,8 @@ class LoadPolicy:
     early_refresh: float | None = None
     refresh_ahead: float | None = None
     negative_ttl: float | None = None
+    lease_wait: float | None = None
+    on_lease_timeout: str = "load"
 
     def __post_init__(self) -> None:
         for name in _SECONDS:
@@ -87,6 +96,12 @@ class LoadPolicy:
             isinstance(beta, bool) or not isinstance(beta, int | float) or not math.isfinite(beta) or beta <= 0
         ):
             raise ConfigError(f"early_refresh (XFetch beta) must be a positive number, got {beta!r}")
+        if self.on_lease_timeout not in _ON_LEASE_TIMEOUT:
+            raise ConfigError(
+                f"on_lease_timeout must be one of {', '.join(_ON_LEASE_TIMEOUT)}, got {self.on_lease_timeout!r}"
+            )
+        if self.soft_timeout is not None and self.stale_window is None:
+            raise ConfigError("soft_timeout serves a stale value: it needs stale_while_revalidate or fail_safe")
         ahead = self.refresh_ahead
         if ahead is not None and (
             isinstance(ahead, bool) or not isinstance(ahead, int | float) or not 0.0 < ahead < 1.0

@@ -53,6 +53,7 @@ class EngineCounters:
         "load_time",
         "load_timeouts",
         "loads",
+        "lock_waits",
         "refresh_errors",
         "refreshes",
         "stale_served",
@@ -68,6 +69,7 @@ class EngineCounters:
         self.refreshes = 0
         self.refresh_errors = 0
         self.load_timeouts = 0
+        self.lock_waits = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +112,8 @@ class Stats:
         stale_served: expired values served on purpose (stale-while-revalidate, fail-safe, soft timeout).
         refreshes: background refreshes started (stale-while-revalidate, early refresh, refresh-ahead).
         refresh_errors: background refreshes whose loader failed.
-        load_timeouts: callers that stopped waiting for a load (soft or hard timeout).
+        load_timeouts: callers that stopped waiting for a load (soft or hard timeout, lease wait).
+        lock_waits: loads that found another process's lease and waited for its value.
     """
 
     namespace: str
@@ -124,6 +127,7 @@ class Stats:
     refreshes: int = 0
     refresh_errors: int = 0
     load_timeouts: int = 0
+    lock_waits: int = 0
 
     def __getitem__(self, name: str) -> TierStats:
         """The :class:`TierStats` of the tier named ``name`` (``"memory"``, ``"sqlite"``...)."""

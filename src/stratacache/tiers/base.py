@@ -23,13 +23,23 @@ class BlockingStoreAdapter:
     synchronous because they are cheap reads that never block on a writer in WAL mode.
     """
 
-    __slots__ = ("max_bytes", "name", "shared", "store")
+    __slots__ = ("lease_ttl", "max_bytes", "name", "shared", "store", "supports_leases")
 
     def __init__(self, store: Store) -> None:
         self.store = store
         self.name = store.name
         self.shared = store.shared
         self.max_bytes = store.max_bytes
+        self.supports_leases: bool = getattr(store, "supports_leases", False)
+        self.lease_ttl: float = getattr(store, "lease_ttl", 30.0)
+
+    async def claim(self, key: str, ttl: float) -> int | None:
+        """The wrapped store's ``claim`` (only called when it ``supports_leases``)."""
+        return await arun_blocking(self.store.claim, key, ttl)  # type: ignore[attr-defined]
+
+    async def release(self, key: str, token: int) -> None:
+        """The wrapped store's ``release``."""
+        await arun_blocking(self.store.release, key, token)  # type: ignore[attr-defined]
 
     @property
     def counters(self) -> TierCounters:

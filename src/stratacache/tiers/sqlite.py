@@ -91,6 +91,11 @@ _SCHEMA: Final = (
         UPDATE sc_meta SET v = v + NEW.size - OLD.size WHERE k = 'bytes';
     END""",
 )
+# Load leases (LoadPolicy.lease_wait): created on first use, so files of this layout version need no upgrade.
+_LEASES: Final = (
+    "CREATE TABLE IF NOT EXISTS sc_leases(key TEXT PRIMARY KEY, origin TEXT NOT NULL, until REAL NOT NULL) "
+    "WITHOUT ROWID"
+)
 # What an older layout leaves behind: dropped and created again (a cache: the rows may go). sc_gens keeps its
 # layout and its counters, so entries cached elsewhere under old generations stay invalid.
 _DROP_OLD: Final = (
@@ -131,6 +136,8 @@ class SQLiteStore:
     """Store of serialized envelopes in one SQLite file (see the module docstring for the layout)."""
 
     shared = True
+    supports_leases = True
+    lease_ttl = 30.0
 
     def __init__(
         self,
@@ -526,6 +533,36 @@ class SQLiteStore:
             return self._max_seq()
         except sqlite3.Error as exc:
             raise TierError(f"SQLite read failed: {exc}") from exc
+
+    def claim(self, key: str, ttl: float) -> int | None:
+        """Take the load lease of ``key`` for ``ttl`` seconds if no live lease exists (one row of ``sc_leases``).
+
+        Returns the write fence at that moment (the newest log sequence number, for :meth:`fill_many`), or
+        ``None`` if another store holds the lease. The table is created on first use.
+        """
+        now = self._now()
+        origin = self.origin
+
+        def txn(conn: sqlite3.Connection) -> int:
+            conn.execute(_LEASES)
+            conn.execute("DELETE FROM sc_leases WHERE key = ? AND until <= ?", (key, now))
+            taken = conn.execute(
+                "INSERT OR IGNORE INTO sc_leases(key, origin, until) VALUES (?, ?, ?)", (key, origin, now + ttl)
+            ).rowcount
+            if not taken:
+                return -1
+            row = conn.execute("SELECT MAX(seq) FROM sc_log").fetchone()
+            return int(row[0]) if row and row[0] is not None else 0
+
+        fence = self._write(txn)
+        return None if fence < 0 else fence
+
+    def release(self, key: str, token: int) -> None:  # noqa: ARG002 - a lease is this store's by its origin
+        """Drop this store's lease of ``key`` (if it still holds it)."""
+        origin = self.origin
+        self._write(
+            lambda conn: conn.execute("DELETE FROM sc_leases WHERE key = ? AND origin = ?", (key, origin)).rowcount
+        )
 
     def fill_many(self, items: Sequence[tuple[str, Envelope[bytes]]], since: int) -> list[str]:
         """Store loaded values, except for keys written or deleted (by anyone) after the fence ``since``.
