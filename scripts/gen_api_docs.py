@@ -42,9 +42,18 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
             "Tier specs are frozen, validated descriptions; the cache builds the stores. The first tier may be a "
             "`MemoryTier` (L1); any further tier is a `TierSpec`: `SQLiteTier`, or your own subclass whose "
             "store passes `stratacache.testing.TierContract`. A built-in spec can also be given as a URL "
-            "(`memory://...`, `sqlite:///...`), parsed by the spec's `from_url`."
+            "(`memory://...`, `sqlite:///...`, `redis://...`), parsed by the spec's `from_url`."
         ),
-        ["MemoryTier", "SQLiteTier", "TierSpec"],
+        ["MemoryTier", "SQLiteTier", "RedisTier", "TierSpec"],
+    ),
+    (
+        "Loads",
+        (
+            "How `get_or_load` and decorated functions trade freshness for availability and load: "
+            "stale-while-revalidate, fail-safe, loader timeouts, early refresh, negative caching and "
+            "one loader per key across processes. Off unless a `LoadPolicy` says otherwise."
+        ),
+        ["LoadPolicy"],
     ),
     (
         "Codecs",
@@ -66,6 +75,7 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
             "InvalidKeyError",
             "InvalidTTLError",
             "ValueTooLargeError",
+            "LoadTimeout",
             "CodecError",
             "EncodeError",
             "SerializationError",
@@ -101,6 +111,7 @@ EXTRA: list[tuple[str, str, list[tuple[str, Any]]]] = [
         [
             ("stratacache.testing.FakeClock", testing.FakeClock),
             ("stratacache.testing.TierContract", testing.TierContract),
+            ("stratacache.testing.FaultProxy", testing.FaultProxy),
         ],
     ),
 ]
