@@ -53,7 +53,7 @@ from stratacache._primitives import MISSING, pause
 from stratacache.core.config import validate_ttl
 from stratacache.core.entries import EntryFactory, cap_expiry
 from stratacache.core.freshness import xfetch_due
-from stratacache.core.keys import encode_key, gen_name, key_prefix, validate_tags
+from stratacache.core.keys import encode_key, gen_name, key_prefix, validate_namespace, validate_tags
 from stratacache.core.loadpolicy import PLAIN, LoadPolicy
 from stratacache.errors import (
     CacheClosedError,
@@ -424,18 +424,36 @@ class Engine:
     def clear(self) -> None:
         """Invalidate every entry of this namespace (one counter bump) and empty the L1.
 
-        Rows of other namespaces are untouched; this namespace's old rows in lower tiers become misses and are
-        reclaimed by expiry and eviction.
+        Namespaces nest with ``/``: clearing ``tenant:42`` also invalidates ``tenant:42/users`` and everything
+        else below it, in every process sharing the tier. Rows of other namespaces are untouched; old rows in
+        lower tiers become misses and are reclaimed by expiry and eviction.
 
         Raises:
             TierError: the shared tier could not record the bump.
         """
+        self.invalidate_namespace(self._namespace)
+
+    def invalidate_namespace(self, namespace: str) -> None:
+        """Invalidate every entry of ``namespace`` and of the namespaces below it (``namespace/...``).
+
+        One counter bump in the shared tier, never a scan. ``namespace`` may be this cache's own (as
+        :meth:`clear`), one of its ancestors (``tenant:42`` from a cache in ``tenant:42/users``) or any other:
+        caches of that namespace and below see it through the shared tier. Without a shared tier only this
+        cache's own namespace and its ancestors can be invalidated (other caches in the process are not reached).
+
+        Raises:
+            ConfigError: ``namespace`` is not a valid namespace.
+            TierError: the shared tier could not record the bump (an unreachable tier journals it instead).
+        """
+        ns = validate_namespace(namespace)
         self._check_open()
+        ours = ns == self._namespace or self._namespace.startswith(ns + "/")
         home = self._home
         if home is None:
-            self._gens.bump_ns_local()
+            if ours:
+                self._gens.bump_ns_local()
         else:
-            name = gen_name(self._namespace)
+            name = gen_name(ns)
             try:
                 self._settle()
                 (value,) = home.bump_gens([name])
@@ -445,8 +463,8 @@ class Engine:
                 home.counters.errors += 1
                 raise
             else:
-                self._gens.learn_ns(value)
-        if self._l1 is not None:
+                self._gens.learn_names({name: value})
+        if ours and self._l1 is not None:
             self._l1.clear()
         self._counters.invalidations += 1
 
@@ -807,17 +825,19 @@ class Engine:
         assert home is not None  # an authoritative Generations always has a snapshot
         self._settle()
         missing = self._gens.missing(tags)
-        names = [gen_name(self._namespace), *self._gens.store_names(missing)]
+        chain = self._gens.chain_names
+        names = [*chain, *self._gens.store_names(missing)]
         try:  # concurrent callers needing the same counters share one read (a burst after start or a flush)
             values, _ = self._flight.do("\x01gens\x00" + "\x00".join(names), lambda: home.get_gens(names))
         except TierError:
             home.counters.errors += 1
             raise
-        self._gens.learn_ns(values[0])
-        self._gens.learn_tags(missing, values[1:])
+        n = len(chain)
+        self._gens.learn_chain(values[:n])
+        self._gens.learn_tags(missing, values[n:])
         gens = self._gens.snapshot(tags)
         if gens is None:  # forgotten concurrently by a flush: use what was just read
-            return (values[0], *(values[1 + missing.index(t)] if t in missing else 0 for t in tags))
+            return (sum(values[:n]), *(values[n + missing.index(t)] if t in missing else 0 for t in tags))
         return gens
 
     # ------------------------------------------------------------------ reads

@@ -90,6 +90,8 @@ def encode_key(key: object) -> str:
 def validate_namespace(namespace: object) -> str:
     """Check a namespace: a non-empty ``str`` without control characters, at most 200 characters.
 
+    ``/`` nests namespaces (``tenant:42/users`` is below ``tenant:42``); no level may be empty.
+
     Raises:
         ConfigError: the namespace is not acceptable.
     """
@@ -99,6 +101,8 @@ def validate_namespace(namespace: object) -> str:
         raise ConfigError("namespace must be a non-empty str")
     if len(namespace) > 200 or any(ord(c) < 32 for c in namespace):
         raise ConfigError("namespace must be at most 200 printable characters")
+    if "" in namespace.split("/"):
+        raise ConfigError(f"namespace {namespace!r} has an empty level: nest with single '/' (tenant:42/users)")
     return namespace
 
 

@@ -5,6 +5,11 @@ them: it learns values from reads, from this process's own bumps (the values the
 processes' bumps (the backplane poll), and only ever moves a counter forward. Without a shared tier it *is* the
 authority. Either way its memory is bounded: a cache of counters drops names and fetches them again; an
 authority that grows past the bound bumps the namespace (a full, correct invalidation) and starts afresh.
+
+Namespaces nest with ``/``: the namespace ``tenant:42/users`` sits below ``tenant:42``. Its generation is the sum
+of the counters of its whole chain (``tenant:42``, ``tenant:42/users``): every counter only grows, so bumping any
+ancestor changes the sum, and the entries below it become misses, without a scan and without a longer envelope.
+For a namespace without ``/`` the chain is the namespace itself, so the value is its own counter.
 """
 
 from __future__ import annotations
@@ -21,16 +26,43 @@ MAX_TRACKED: Final = 100_000
 class Generations:
     """Namespace generation plus per-tag generations of one engine's namespace."""
 
-    __slots__ = ("_last", "authoritative", "namespace", "ns", "ns_name", "tag_prefix", "tags")
+    __slots__ = (
+        "_last",
+        "authoritative",
+        "chain",
+        "chain_names",
+        "namespace",
+        "ns",
+        "ns_name",
+        "tag_prefix",
+        "tags",
+    )
 
     def __init__(self, namespace: str, *, authoritative: bool) -> None:
         self.namespace = namespace
         self.ns_name = gen_name(namespace)
+        parts = namespace.split("/")
+        self.chain_names = tuple(gen_name("/".join(parts[: i + 1])) for i in range(len(parts)))
+        """Counter names of the namespace's chain, outermost first, its own last."""
         self.tag_prefix = gen_name(namespace, "")
         self.authoritative = authoritative
+        self.chain: dict[str, int] = {}
         self.ns: int | None = 0 if authoritative else None
         self.tags: dict[str, int] = {}
-        self._last: tuple[int, dict[str, int]] | None = None
+        self._last: tuple[int, dict[str, int], dict[str, int]] | None = None
+
+    def _sum_chain(self) -> None:
+        chain = self.chain
+        if len(chain) == len(self.chain_names):
+            self.ns = sum(chain.values())
+
+    def learn_chain(self, values: tuple[int, ...] | list[int]) -> None:
+        """Record the counters of :attr:`chain_names` (in that order), moving each forward only."""
+        chain = self.chain
+        for name, value in zip(self.chain_names, values, strict=True):
+            if value > chain.get(name, -1):
+                chain[name] = value
+        self._sum_chain()
 
     def store_names(self, tags: tuple[str, ...]) -> list[str]:
         """Names of ``tags``' counters in the shared store."""
@@ -64,23 +96,32 @@ class Generations:
                 del known[name]
 
     def learn_ns(self, value: int) -> None:
-        """Record the namespace generation, moving forward only."""
-        if self.ns is None or value > self.ns:
-            self.ns = value
+        """Record this namespace's own counter (from a bump), moving forward only."""
+        if self.authoritative:
+            self.ns = max(self.ns or 0, value)
+            return
+        if value > self.chain.get(self.ns_name, -1):
+            self.chain[self.ns_name] = value
+        self._sum_chain()
 
     def learn_names(self, gens: dict[str, int]) -> bool:
         """Apply store-level names from another process; return whether the namespace moved."""
         moved = False
         prefix = self.tag_prefix
+        chain_names = self.chain_names
         for name, value in gens.items():
-            if name == self.ns_name:
-                if self.ns is None or value > self.ns:
-                    self.ns = value
+            if name in chain_names:
+                if self.authoritative:
+                    continue
+                if value > self.chain.get(name, -1):
+                    self.chain[name] = value
                     moved = True
             elif name.startswith(prefix):
                 tag = name[len(prefix) :]
                 if value > self.tags.get(tag, -1):
                     self.tags[tag] = value
+        if moved:
+            self._sum_chain()
         self._trim()
         return moved
 
@@ -101,9 +142,10 @@ class Generations:
         """Forget everything learned (after losing track of the shared store's log); :meth:`restore` undoes it."""
         if not self.authoritative:
             if self.ns is not None:
-                self._last = (self.ns, self.tags)
+                self._last = (self.ns, self.tags, self.chain)
             self.ns = None
             self.tags = {}
+            self.chain = {}
 
     def restore(self) -> None:
         """Take back the counters known before the last :meth:`forget` if nothing was learned since.
@@ -112,7 +154,7 @@ class Generations:
         only ``outage_ttl``, so the last known values are the best available (``docs/redis.md``).
         """
         if self.ns is None and self._last is not None:
-            self.ns, self.tags = self._last[0], dict(self._last[1])
+            self.ns, self.tags, self.chain = self._last[0], dict(self._last[1]), dict(self._last[2])
 
     def snapshot(self, tags: tuple[str, ...]) -> tuple[int, ...] | None:
         """``(ns, *tag gens)`` if all are known, else ``None``."""
