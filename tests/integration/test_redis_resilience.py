@@ -389,3 +389,13 @@ def test_a_store_without_backplane_still_announces_its_writes(redis_url: str, pr
         assert reader.get("k") == 1
         writer.set("k", 2)
         _wait_until(lambda: reader.get("k") == 2, "the reader to drop its L1 copy")
+
+
+def test_delete_matching_pages_through_scan_and_tells_other_processes(redis_url: str, prefix: str) -> None:
+    a, b = _pair(redis_url, prefix)
+    with a, b:
+        a.set_many({f"user:{i}": i for i in range(250)} | {"order:1": 1})
+        assert b.get("user:5") == 5  # in b's L1
+        assert a.delete_matching("user:*", page=50) == 250
+        _wait_until(lambda: b.get("user:5") is None, "b to drop its L1 copy")
+        assert b.get("order:1") == 1

@@ -171,3 +171,12 @@ def test_resharding_a_slot_under_load_surfaces_no_error(redis_cluster: RedisClus
             worker.join(30)
         assert errors == []
         assert cache.get(key) == "v"
+
+
+def test_delete_matching_walks_every_cluster_node(redis_cluster: RedisCluster) -> None:
+    with Cache(MemoryTier(), RedisTier(redis_cluster.url, **_opts())) as cache:
+        cache.set_many({f"user:{i}": i for i in range(300)} | {f"order:{i}": i for i in range(50)})
+        assert cache.delete_matching("user:*", page=20) == 300
+        cache._l1.clear()  # type: ignore[union-attr]
+        assert cache.get_many([f"user:{i}" for i in range(300)]) == {}
+        assert cache.get("order:7") == 7

@@ -53,7 +53,7 @@ from stratacache._primitives import MISSING, pause
 from stratacache.core.config import validate_ttl
 from stratacache.core.entries import EntryFactory, cap_expiry
 from stratacache.core.freshness import xfetch_due
-from stratacache.core.keys import encode_key, gen_name, key_prefix, validate_namespace, validate_tags
+from stratacache.core.keys import encode_key, gen_name, glob_regex, key_prefix, validate_namespace, validate_tags
 from stratacache.core.loadpolicy import PLAIN, LoadPolicy
 from stratacache.errors import (
     CacheClosedError,
@@ -89,6 +89,7 @@ Depths: TypeAlias = "set[int]"  # tier depths (the engine's own ``set`` method s
 _STRIPES: Final = 1024
 _OUTAGE: Final = (TierUnavailableError, TierTimeoutError)
 """Failures that mean a tier is unreachable: writes and invalidations are journaled and replayed, not raised."""
+_MAX_PAGE: Final = 10_000  # keys per page of delete_matching
 _MAX_THROTTLED: Final = 10_000  # keys whose failing loader is being throttled (fail-safe)
 _OUTAGE_L1_TTL: Final = 5.0  # seconds an L1 copy lives while a shared tier is unreachable (RedisTier overrides)
 _SETTLE_EVERY: Final = 0.1  # seconds between background replays of journaled invalidations
@@ -392,6 +393,49 @@ class Engine:
         """
         ks = list(dict.fromkeys(self._key(key) for key in keys))
         return self._delete(ks) if ks else 0
+
+    def delete_matching(self, pattern: str, *, page: int = 500) -> int:
+        r"""Admin operation: delete every key of this namespace whose stored form matches the glob ``pattern``.
+
+        ``pattern`` is a Redis-style glob (``*``, ``?``, ``[...]``, ``\`` escapes) matched against the stored
+        form of keys, which for ``str`` keys is the key itself (``"user:*"``); the namespace is implied and
+        escaped. Each tier's keys of the namespace are walked in pages of ``page`` (SCAN on Redis, the key index
+        on SQLite), and matches are deleted like :meth:`delete_many` (every tier, announced to other processes).
+
+        Cost: a walk over *every* key of the namespace in every tier, O(keys), however few match. It is never
+        how stratacache invalidates: use tags (:meth:`invalidate_tags`) or namespaces (:meth:`clear`,
+        :meth:`invalidate_namespace`), which cost one counter bump. Returns how many keys were deleted.
+
+        Raises:
+            ConfigError: ``pattern`` is not a non-empty ``str`` or ``page`` is not in [1, 10000].
+            TierError: a tier cannot list its keys, or a delete failed (see :meth:`delete`).
+        """
+        if not isinstance(pattern, str) or not pattern:
+            raise ConfigError("pattern must be a non-empty glob str, such as 'user:*'")
+        if isinstance(page, bool) or not isinstance(page, int) or not 1 <= page <= _MAX_PAGE:
+            raise ConfigError(f"page must be an int in [1, {_MAX_PAGE}], got {page!r}")
+        self._check_open()
+        prefix = self._prefix
+        matches = glob_regex(pattern).fullmatch
+        n = len(prefix)
+        deleted = 0
+        if self._l1 is not None:
+            found = [k for k in self._l1.keys() if k.startswith(prefix) and matches(k[n:])]  # noqa: SIM118 - a snapshot
+            for i in range(0, len(found), page):
+                deleted += self._delete(found[i : i + page])
+        for store in self._lower:
+            scan = getattr(store, "scan", None)
+            if scan is None:
+                raise TierError(f"the {store.name} tier cannot list its keys: delete_matching needs it")
+            cursor: object = None
+            while True:
+                cursor, keys = scan(prefix, cursor, page)
+                batch = [k for k in keys if matches(k[n:])]
+                if batch:
+                    deleted += self._delete(batch)
+                if cursor is None:
+                    break
+        return deleted
 
     def invalidate_tags(self, *tags: str) -> None:
         """Invalidate every entry carrying any of ``tags``: one counter bump per tag, never a key scan.

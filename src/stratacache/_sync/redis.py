@@ -41,6 +41,7 @@ from stratacache._primitives import within
 from stratacache._types import Changes
 from stratacache.core.breaker import CLOSED, Breaker
 from stratacache.core.envelope import decode_envelope, encode_envelope
+from stratacache.core.keys import escape_glob
 from stratacache.errors import DecodeError, TierError, TierTimeoutError, TierUnavailableError
 from stratacache.metrics.stats import TierCounters
 from stratacache.tiers import redis_link
@@ -316,6 +317,36 @@ class RedisStore:
 
             self._call(take)
         return token
+
+    def scan(self, prefix: str, cursor: object, count: int) -> tuple[object, list[str]]:
+        """One SCAN page of this tier's keys starting with ``prefix``: ``(next cursor or None when done, keys)``.
+
+        SCAN is O(keys in the database) over a whole walk and runs in pages of ``count``: an admin operation,
+        never a hot path. On a Cluster the cursor walks the primaries one after another.
+        """
+        match = f"{escape_glob(self._prefix)}{{{escape_glob(prefix)}*"
+        node, position = cursor if isinstance(cursor, tuple) else (0, 0)
+
+        def page(c: Any) -> tuple[Any, int]:
+            if not self._cluster:
+                return c.scan(cursor=position, match=match, count=count), 1
+            primaries = c.get_primaries()
+            reply = c.scan(cursor=position, match=match, count=count, target_nodes=primaries[node])
+            return reply, len(primaries)
+
+        (nxt, names), nodes = self._call(page)
+        if isinstance(nxt, dict):  # a Cluster gives the cursor per node
+            nxt = next(iter(nxt.values()), 0)
+        start = len(self._prefix) + 1
+        keys = []
+        for raw in names:
+            name = raw.decode("utf-8", "surrogatepass") if isinstance(raw, bytes) else raw
+            if name.endswith("}"):  # a data key (leases end with "}f")
+                keys.append(name[start:-1])
+        nxt = int(nxt)
+        if nxt:
+            return (node, nxt), keys
+        return ((node + 1, 0) if node + 1 < nodes else None), keys
 
     def claim(self, key: str, ttl: float) -> int | None:
         """Take the load lease of ``key`` for ``ttl`` seconds if nobody holds it (``SET NX PX``).

@@ -16,6 +16,7 @@ import datetime as dt
 import decimal
 import enum
 import hashlib
+import re
 import uuid
 from typing import TYPE_CHECKING, Any, Final, cast
 
@@ -32,6 +33,7 @@ __all__ = [
     "encode_key",
     "escape_glob",
     "gen_name",
+    "glob_regex",
     "key_prefix",
     "validate_namespace",
     "validate_tags",
@@ -242,3 +244,43 @@ def escape_glob(text: str) -> str:
         else:
             out.append(ch)
     return "".join(out)
+
+
+def glob_regex(pattern: str) -> re.Pattern[str]:
+    r"""Compile a Redis-style glob (``*``, ``?``, ``[abc]``, ``[^a]``/``[!a]``, ``[a-z]``, ``\x``) to a regex.
+
+    The one pattern language of :meth:`stratacache.Cache.delete_matching`, whatever the tier: Redis filters with
+    it server-side only by the namespace prefix, SQLite by a key range; this regex decides.
+    """
+    out: list[str] = []
+    i, n = 0, len(pattern)
+    while i < n:
+        ch = pattern[i]
+        i += 1
+        if ch == "*":
+            out.append(".*")
+        elif ch == "?":
+            out.append(".")
+        elif ch == "\\" and i < n:
+            out.append(re.escape(pattern[i]))
+            i += 1
+        elif ch == "[":
+            j = i
+            if j < n and pattern[j] in "^!":
+                j += 1
+            if j < n and pattern[j] == "]":
+                j += 1
+            while j < n and pattern[j] != "]":
+                j += 1
+            if j >= n:  # no closing bracket: a literal "["
+                out.append(re.escape(ch))
+                continue
+            body = pattern[i:j]
+            i = j + 1
+            negate = body[:1] in {"^", "!"}
+            body = body[1:] if negate else body
+            body = body.replace("\\", "\\\\").replace("]", "\\]")
+            out.append(f"[{'^' if negate else ''}{body}]")
+        else:
+            out.append(re.escape(ch))
+    return re.compile("".join(out), re.DOTALL)

@@ -33,6 +33,10 @@ class BlockingStoreAdapter:
         self.supports_leases: bool = getattr(store, "supports_leases", False)
         self.lease_ttl: float = getattr(store, "lease_ttl", 30.0)
 
+    async def scan(self, prefix: str, cursor: object, count: int) -> tuple[object, list[str]]:
+        """The wrapped store's ``scan`` (admin listing of keys, in pages)."""
+        return await arun_blocking(self.store.scan, prefix, cursor, count)  # type: ignore[attr-defined]
+
     async def claim(self, key: str, ttl: float) -> int | None:
         """The wrapped store's ``claim`` (only called when it ``supports_leases``)."""
         return await arun_blocking(self.store.claim, key, ttl)  # type: ignore[attr-defined]

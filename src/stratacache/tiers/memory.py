@@ -129,6 +129,11 @@ class MemoryStore:
             self._heap.clear()
             self._bytes = 0
 
+    def keys(self) -> list[str]:
+        """A snapshot of every key (for the admin operation ``delete_matching``, never on a hot path)."""
+        with self._lock:
+            return list(self._policy.keys())
+
     def usage(self) -> tuple[int, int]:
         """``(entries, bytes)``."""
         return len(self._policy), self._bytes

@@ -534,6 +534,27 @@ class SQLiteStore:
         except sqlite3.Error as exc:
             raise TierError(f"SQLite read failed: {exc}") from exc
 
+    def scan(self, prefix: str, cursor: object, count: int) -> tuple[object, list[str]]:
+        """One page of at most ``count`` keys starting with ``prefix``, after ``cursor`` (``None``: the start).
+
+        Walks the primary-key index in key order; returns ``(next cursor or None when done, keys)``.
+        """
+        upper = prefix[:-1] + chr(ord(prefix[-1]) + 1) if prefix else "\U0010ffff"
+        after = cursor if isinstance(cursor, str) else ""
+        try:
+            rows = (
+                self._connect()
+                .execute(
+                    "SELECT key FROM sc_entries WHERE key >= ? AND key < ? AND key > ? ORDER BY key LIMIT ?",
+                    (prefix, upper, after, count),
+                )
+                .fetchall()
+            )
+        except sqlite3.Error as exc:
+            raise TierError(f"SQLite read failed: {exc}") from exc
+        keys = [row[0] for row in rows]
+        return (keys[-1] if len(keys) == count else None), keys
+
     def claim(self, key: str, ttl: float) -> int | None:
         """Take the load lease of ``key`` for ``ttl`` seconds if no live lease exists (one row of ``sc_leases``).
 
