@@ -152,8 +152,8 @@ class EntryFactory:
         stale_until = env.stale_until
         if stale_until is not None and expires_at is not None and stale_until < expires_at:
             stale_until = expires_at
-        return Envelope(
-            held, env.codec, env.created_at, expires_at, stale_until, env.delta, env.version, env.gens, env.tags, weight
+        return Envelope(  # version 0: nothing reads it from L1, and a shared small int costs no memory
+            held, env.codec, env.created_at, expires_at, stale_until, env.delta, 0, env.gens, env.tags, weight
         )
 
 
