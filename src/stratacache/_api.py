@@ -17,7 +17,7 @@ from stratacache.core.clock import SYSTEM_CLOCK
 from stratacache.core.config import parse_tier_url, validate_ttl
 from stratacache.core.engine import AsyncEngine
 from stratacache.core.keys import validate_namespace
-from stratacache.core.loadpolicy import PLAIN, LoadPolicy
+from stratacache.core.loadpolicy import PLAIN, LoadPolicy, check_policy
 from stratacache.decorators import AsyncCachedFunction, CachedFunction
 from stratacache.errors import ConfigError
 from stratacache.tiers.redis_spec import RedisTier
@@ -66,8 +66,7 @@ def _engine_kwargs(
         raise ConfigError(f"schema must be an int in [0, 2**23), got {schema!r}")
     if isinstance(ttl_jitter, bool) or not isinstance(ttl_jitter, int | float) or not 0 <= ttl_jitter < 1:
         raise ConfigError(f"ttl_jitter must be a fraction in [0, 1), got {ttl_jitter!r}")
-    if policy is not None and not isinstance(policy, LoadPolicy):
-        raise ConfigError(f"policy must be a LoadPolicy, got {type(policy).__name__}")
+    policy_ = check_policy(policy) or PLAIN
     specs = [_spec_of(t) for t in tiers] or [MemoryTier()]
     for i, spec in enumerate(specs):
         if isinstance(spec, MemoryTier) and i != 0:
@@ -93,7 +92,7 @@ def _engine_kwargs(
         "clock": clock_,
         "jitter": float(ttl_jitter),
         "rng": rng if rng is not None else random.Random(),  # noqa: S311 - jitter, not cryptography
-        "policy": policy if policy is not None else PLAIN,
+        "policy": policy_,
         "weigher": l1_spec.weigher if l1_spec is not None else None,
         "l1_ttl_cap": l1_spec.ttl_cap if l1_spec is not None else None,
     }
@@ -108,15 +107,6 @@ def _close_quietly(store: Store | AsyncStore) -> None:
         sync_close = getattr(store, "close_now", None)
         if sync_close is not None:
             sync_close()
-
-
-def _policy_of(policy: object) -> LoadPolicy | None:
-    """A decorator's policy, checked; a policy with nothing on is the engine's fast-path marker ``PLAIN``."""
-    if policy is None:
-        return None
-    if isinstance(policy, LoadPolicy):
-        return PLAIN if policy.plain else policy
-    raise ConfigError(f"policy must be a LoadPolicy, got {type(policy).__name__}")
 
 
 def _spec_of(tier: object) -> MemoryTier | TierSpec:
@@ -238,7 +228,7 @@ class Cache(_Facade, Engine):
             InvalidTTLError: a bad ``ttl``.
         """
         ttl_ = validate_ttl(ttl)
-        policy_ = _policy_of(policy)
+        policy_ = check_policy(policy)
 
         def decorate(f: Callable[P, R]) -> CachedFunction[P, R]:
             if inspect.iscoroutinefunction(f):
@@ -302,7 +292,7 @@ class AsyncCache(_Facade, AsyncEngine):
             InvalidTTLError: a bad ``ttl``.
         """
         ttl_ = validate_ttl(ttl)
-        policy_ = _policy_of(policy)
+        policy_ = check_policy(policy)
 
         def decorate(f: Callable[P, Awaitable[R]]) -> AsyncCachedFunction[P, R]:
             if not inspect.iscoroutinefunction(f):

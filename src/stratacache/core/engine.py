@@ -52,7 +52,7 @@ from stratacache.core.config import validate_ttl
 from stratacache.core.entries import EntryFactory, cap_expiry
 from stratacache.core.freshness import xfetch_due
 from stratacache.core.keys import encode_key, gen_name, glob_regex, key_prefix, validate_namespace, validate_tags
-from stratacache.core.loadpolicy import PLAIN, LoadPolicy
+from stratacache.core.loadpolicy import PLAIN, LoadPolicy, check_policy
 from stratacache.errors import (
     CacheClosedError,
     ConfigError,
@@ -91,15 +91,6 @@ _MAX_PAGE: Final = 10_000  # keys per page of delete_matching
 _MAX_THROTTLED: Final = 10_000  # keys whose failing loader is being throttled (fail-safe)
 _OUTAGE_L1_TTL: Final = 5.0  # seconds an L1 copy lives while a shared tier is unreachable (RedisTier overrides)
 _SETTLE_EVERY: Final = 0.1  # seconds between background replays of journaled invalidations
-
-
-def _policy_arg(policy: object) -> LoadPolicy | None:
-    """A per-call policy, checked (``None``: the cache's own)."""
-    if policy is None:
-        return None
-    if isinstance(policy, LoadPolicy):
-        return PLAIN if policy.plain else policy
-    raise ConfigError(f"policy must be a LoadPolicy, got {type(policy).__name__}")
 
 
 def _note(seen: dict[str, tuple[Any, Envelope[bytes]]], k: str, value: Any, env: Envelope[bytes], now: float) -> Any:
@@ -233,7 +224,7 @@ class AsyncEngine:
             LoadTimeout: the load outlasted the policy's hard timeout and there was no stale value to serve.
         """
         return await self._get_or_load(
-            self._key(key), loader, self._ttl_of(ttl), validate_tags(tags), _policy_arg(policy)
+            self._key(key), loader, self._ttl_of(ttl), validate_tags(tags), check_policy(policy)
         )
 
     async def _get_or_load(

@@ -35,7 +35,7 @@ from typing import Final
 
 from stratacache.errors import ConfigError
 
-__all__ = ["PLAIN", "LoadPolicy"]
+__all__ = ["PLAIN", "LoadPolicy", "check_policy"]
 
 _SECONDS: Final = (
     "stale_while_revalidate",
@@ -126,3 +126,16 @@ class LoadPolicy:
 
 
 PLAIN: Final = LoadPolicy()
+
+
+def check_policy(policy: object) -> LoadPolicy | None:
+    """A policy argument, checked: ``None`` (the cache's own), ``PLAIN`` when nothing is on, else the policy.
+
+    Raises:
+        ConfigError: ``policy`` is not a :class:`LoadPolicy`.
+    """
+    if policy is None:
+        return None
+    if isinstance(policy, LoadPolicy):
+        return PLAIN if policy.plain else policy
+    raise ConfigError(f"policy must be a LoadPolicy, got {type(policy).__name__}")
