@@ -898,9 +898,35 @@ class AsyncEngine:
         now = self._clock.now()
         value = self._l1_lookup(k, now)
         if value is MISSING and self._lower:
-            found = await self._read_lower_many([k], now, None, failed)
-            value = found.get(k, MISSING)
+            value = await self._read_lower_one(k, now, failed)
         return value
+
+    async def _read_lower_one(self, k: str, now: float, failed: Depths | None) -> Any:
+        """:meth:`_read_lower_many` of one key, without its batch bookkeeping (the path of every ``get``)."""
+        if self._unsettled:
+            await self._settle_quietly()
+        above = self._l1 is not None
+        mark = self._mark(k) if above or len(self._lower) > 1 else 0
+        for depth, store in enumerate(self._lower):
+            if self._unsettled and self._journals[depth]:
+                store.counters.skipped += 1  # it missed invalidations: not trusted until they are replayed
+                continue
+            try:
+                (env,) = await store.get_many((k,))
+            except TierError:
+                store.counters.errors += 1
+                if failed is not None:
+                    failed.add(depth)  # not asked again in this operation: one budget per call, not two
+                continue
+            value = MISSING if env is None else await self._accept(store, k, env, now)
+            if value is MISSING:
+                store.counters.misses += 1
+                continue
+            store.counters.hits += 1
+            if depth or above:
+                await self._backfill(depth, [(k, env, value)], {k: mark}, now)  # type: ignore[list-item]
+            return value
+        return MISSING
 
     async def _read_lower_many(
         self,
