@@ -417,3 +417,31 @@ def test_write_during_load_wins_over_the_loaded_value(cache: sc.Cache) -> None:
 def test_repr(cache: sc.Cache) -> None:
     assert "eng" in repr(cache)
     assert "memory" in repr(cache)
+
+
+def test_stats_expose_load_histogram_remote_invalidations_and_tier_bounds(tmp_path: Path) -> None:
+    from stratacache import SQLiteTier
+    from stratacache.metrics.stats import LOAD_BUCKETS
+
+    clock = FakeClock()
+    db = tmp_path / "c.db"
+    a = sc.Cache(sc.MemoryTier(max_bytes="1MiB"), SQLiteTier(db), clock=clock)
+    b = sc.Cache(SQLiteTier(db), clock=clock)
+    with a, b:
+
+        def slow() -> int:
+            clock.advance(0.03)  # the load takes 30 ms of the cache's clock
+            return 1
+
+        a.get_or_load("k", slow)
+        stats = a.stats()
+        assert len(stats.load_histogram) == len(LOAD_BUCKETS) + 1
+        assert stats.load_histogram[LOAD_BUCKETS.index(0.05)] == 1  # 25 ms < 30 ms <= 50 ms
+        assert sum(stats.load_histogram) == stats.loads == 1
+        assert stats["memory"].max_bytes == 1024 * 1024
+        assert stats["sqlite"].pending_invalidations == 0
+        assert stats["sqlite"].backplane is None  # the SQLite backplane is the log, polled: never "lost"
+        b.delete("k")  # another "process"
+        assert a.get("k") is None
+        assert a.stats().remote_invalidations >= 1
+        assert a.stats().invalidations == 0  # this cache invalidated nothing itself

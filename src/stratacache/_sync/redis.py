@@ -449,6 +449,13 @@ class RedisStore:
             finally:
                 link.pending -= n
 
+    def link_status(self) -> tuple[str, int, int] | None:
+        """``(state, losses, messages received)`` of the backplane: ``"up"`` or ``"lost"``; ``None`` without one."""
+        link = self._link
+        if link is None:
+            return None
+        return ("lost" if link.lost else "up"), link.losses, link.received
+
     def usage(self) -> tuple[int, int]:
         """``(keys in the database, used memory)`` from DBSIZE and INFO; ``(0, 0)`` while unreachable.
 

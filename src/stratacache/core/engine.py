@@ -513,10 +513,18 @@ class AsyncEngine:
                 store.counters.errors += 1
                 entries, nbytes = 0, 0
             snap = store.counters.snapshot(store.name, entries, nbytes)
+            extra: dict[str, Any] = {"max_bytes": store.max_bytes}
             breaker = getattr(store, "breaker", None)
             if breaker is not None:
-                snap = dataclasses.replace(snap, breaker=breaker.state)
-            tiers.append(snap)
+                extra.update(breaker=breaker.state, breaker_opened=breaker.opened)
+            link = getattr(store, "link_status", None)
+            status = link() if link is not None else None
+            if status is not None:
+                extra["backplane"], extra["backplane_losses"], extra["backplane_messages"] = status
+            if store is not self._l1:
+                journal = self._journals[self._lower.index(store)]
+                extra["pending_invalidations"] = -1 if journal.overflowed else len(journal)
+            tiers.append(dataclasses.replace(snap, **extra))
         c = self._counters
         return Stats(
             namespace=self._namespace,
@@ -531,6 +539,8 @@ class AsyncEngine:
             refresh_errors=c.refresh_errors,
             load_timeouts=c.load_timeouts,
             lock_waits=c.lock_waits,
+            remote_invalidations=c.remote_invalidations,
+            load_histogram=tuple(c.load_histogram),
         )
 
     async def close(self) -> None:
@@ -735,16 +745,19 @@ class AsyncEngine:
 
     def _apply(self, changes: Changes) -> None:
         l1 = self._l1
+        counters = self._counters
         if changes.flush_all:
+            counters.remote_invalidations += 1
             self._flush_l1(forget_gens=not changes.keep_gens)
             return
         if changes.keys:
+            counters.remote_invalidations += len(changes.keys)
             for k in changes.keys:
                 self._epochs[hash(k) % _STRIPES] += 1
             if l1 is not None:
                 l1.delete_many(changes.keys)
         if changes.gens and self._gens.learn_names(changes.gens):
-            self._counters.invalidations += 1
+            counters.remote_invalidations += 1
             if l1 is not None:
                 l1.clear()
 
@@ -1080,6 +1093,7 @@ class AsyncEngine:
             delta = self._clock.monotonic() - t0
             counters.load_time += delta
             counters.loads += 1
+            counters.observe_load(delta)
             if gens is None or fences is None or self._closed:
                 return value  # a shared tier is unreachable: serve the value, cache nothing unverifiable
             if value is None and pol.negative_ttl is not None:

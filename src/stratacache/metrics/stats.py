@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import bisect
 from dataclasses import dataclass
+from typing import Final
 
-__all__ = ["EngineCounters", "Stats", "TierCounters", "TierStats"]
+__all__ = ["LOAD_BUCKETS", "EngineCounters", "Stats", "TierCounters", "TierStats"]
+
+LOAD_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+"""Upper bounds (seconds) of the load-duration histogram; one more bucket counts everything slower."""
 
 
 class TierCounters:
@@ -50,12 +55,14 @@ class EngineCounters:
         "coalesced",
         "invalidations",
         "load_errors",
+        "load_histogram",
         "load_time",
         "load_timeouts",
         "loads",
         "lock_waits",
         "refresh_errors",
         "refreshes",
+        "remote_invalidations",
         "stale_served",
     )
 
@@ -70,6 +77,12 @@ class EngineCounters:
         self.refresh_errors = 0
         self.load_timeouts = 0
         self.lock_waits = 0
+        self.remote_invalidations = 0
+        self.load_histogram = [0] * (len(LOAD_BUCKETS) + 1)
+
+    def observe_load(self, seconds: float) -> None:
+        """Count one loader call of ``seconds`` in the load-duration histogram."""
+        self.load_histogram[bisect.bisect_left(LOAD_BUCKETS, seconds)] += 1
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +102,18 @@ class TierStats:
     """Calls not attempted because the tier was known to be down (breaker open, invalidations pending)."""
     breaker: str | None = None
     """Circuit breaker state of a shared network tier (``closed``, ``open``, ``half_open``); ``None`` without one."""
+    breaker_opened: int = 0
+    """How many times the breaker opened."""
+    backplane: str | None = None
+    """``"up"`` or ``"lost"`` for a tier with a pub/sub backplane (Redis); ``None`` otherwise."""
+    backplane_losses: int = 0
+    """Times the backplane link was lost (each one flushed the L1)."""
+    backplane_messages: int = 0
+    """Invalidation messages received from other processes."""
+    pending_invalidations: int = 0
+    """Invalidations journaled while the tier was unreachable, not yet replayed (``-1``: overflowed)."""
+    max_bytes: int | None = None
+    """The tier's byte bound (``None``: none)."""
 
     @property
     def hit_ratio(self) -> float:
@@ -108,12 +133,15 @@ class Stats:
         load_errors: loader calls that raised.
         load_seconds: total time spent in loaders.
         coalesced: callers that waited for another caller's load instead of loading (single-flight).
-        invalidations: ``invalidate_tags``/``clear`` calls plus generations bumped by other processes.
+        invalidations: ``invalidate_tags``/``clear``/``invalidate_namespace`` calls of this cache.
         stale_served: expired values served on purpose (stale-while-revalidate, fail-safe, soft timeout).
         refreshes: background refreshes started (stale-while-revalidate, early refresh, refresh-ahead).
         refresh_errors: background refreshes whose loader failed.
         load_timeouts: callers that stopped waiting for a load (soft or hard timeout, lease wait).
         lock_waits: loads that found another process's lease and waited for its value.
+        remote_invalidations: changes made by other processes and applied here (key drops, generation moves,
+            L1 flushes).
+        load_histogram: loader calls per duration bucket (bounds :data:`LOAD_BUCKETS`, then slower).
     """
 
     namespace: str
@@ -128,6 +156,8 @@ class Stats:
     refresh_errors: int = 0
     load_timeouts: int = 0
     lock_waits: int = 0
+    remote_invalidations: int = 0
+    load_histogram: tuple[int, ...] = ()
 
     def __getitem__(self, name: str) -> TierStats:
         """The :class:`TierStats` of the tier named ``name`` (``"memory"``, ``"sqlite"``...)."""

@@ -33,6 +33,11 @@ class BlockingStoreAdapter:
         self.supports_leases: bool = getattr(store, "supports_leases", False)
         self.lease_ttl: float = getattr(store, "lease_ttl", 30.0)
 
+    def link_status(self) -> tuple[str, int, int] | None:
+        """The wrapped store's backplane status, if it has one."""
+        status = getattr(self.store, "link_status", None)
+        return status() if status is not None else None
+
     async def scan(self, prefix: str, cursor: object, count: int) -> tuple[object, list[str]]:
         """The wrapped store's ``scan`` (admin listing of keys, in pages)."""
         return await arun_blocking(self.store.scan, prefix, cursor, count)  # type: ignore[attr-defined]
