@@ -348,3 +348,35 @@ def test_invalidation_by_another_process_during_a_load_wins(tmp_path: Path) -> N
         a.close()
     finally:
         b.stop()
+
+
+_CHECK_DMS = """
+import fcntl, os, struct, sys
+fd = os.open(sys.argv[1], os.O_RDWR)
+# struct flock: short l_type, short l_whence, off_t l_start, off_t l_len, pid_t l_pid (Linux x86-64 / aarch64)
+query = struct.pack("hhqqi", fcntl.F_WRLCK, os.SEEK_SET, 128, 1, 0)  # SQLite's "DMS" byte of the -shm file
+l_type = struct.unpack("hhqqi", fcntl.fcntl(fd, fcntl.F_GETLK, query))[0]
+print("held" if l_type != fcntl.F_UNLCK else "free")
+"""
+
+
+def test_opening_more_stores_never_drops_sqlites_locks_on_the_shm_file(tmp_path: Path) -> None:
+    """Regression: mapping -shm with a descriptor that is then closed dropped every POSIX lock this process held
+    on it, SQLite's own included, so another process could rebuild the WAL index under live connections (SIGBUS).
+    """
+    import subprocess
+    import sys
+
+    from stratacache.tiers.sqlite import SQLiteStore
+
+    path = tmp_path / "c.db"
+    first = SQLiteStore(path, max_bytes=None, now=lambda: 0.0)
+    try:
+        second = SQLiteStore(path, max_bytes=None, now=lambda: 0.0)  # mapped -shm again in this process
+        second.close()  # and closed a store: neither may release the first store's locks
+        out = subprocess.run(
+            [sys.executable, "-c", _CHECK_DMS, f"{path}-shm"], capture_output=True, text=True, check=True, timeout=60
+        )
+        assert out.stdout.strip() == "held"
+    finally:
+        first.close()

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import contextlib
 import mmap
+import os
 import sqlite3
 import threading
 import uuid
@@ -36,7 +37,6 @@ from stratacache.errors import DecodeError, TierError
 from stratacache.metrics.stats import TierCounters
 
 if TYPE_CHECKING:
-    import os
     from collections.abc import Callable, Sequence
 
     from stratacache.core.envelope import Envelope
@@ -121,6 +121,39 @@ _LOG: Final = "INSERT INTO sc_log(origin, kind, name) VALUES (?, ?, ?)"
 
 def _chunks(seq: Sequence[str], n: int = _CHUNK) -> list[Sequence[str]]:
     return [seq[i : i + n] for i in range(0, len(seq), n)]
+
+
+# (st_dev, st_ino) of a -shm file -> its descriptor and read-only map, for the life of the process. Neither is
+# ever closed: POSIX advisory locks belong to the process, and closing *any* descriptor of a file drops every
+# lock the process holds on it, the locks SQLite's own connections hold on the -shm file included. Without them
+# another process would take itself for the first connection and truncate and rebuild the WAL index under
+# this one's connections (SIGBUS, and a WAL index out of step). So one descriptor per file, kept open.
+_SHM_MAPS: dict[tuple[int, int], mmap.mmap | None] = {}
+_SHM_LOCK = threading.Lock()
+
+
+def _shm_map(path: str) -> mmap.mmap | None:
+    try:
+        st = Path(path).stat()
+    except OSError:
+        return None
+    key = (st.st_dev, st.st_ino)
+    with _SHM_LOCK:
+        if key in _SHM_MAPS:
+            return _SHM_MAPS[key]
+        try:
+            fd = os.open(path, os.O_RDONLY)
+        except OSError:
+            return None
+        shm: mmap.mmap | None
+        try:
+            shm = mmap.mmap(fd, 0, access=mmap.ACCESS_READ)  # keeps a duplicate of fd, never closed either
+        except (OSError, ValueError):
+            shm = None
+        if shm is not None and len(shm) < _WAL_HEADER:
+            shm = None  # not closed (see above): too short to hold a WAL-index header
+        _SHM_MAPS[key] = shm  # fd stays open on purpose
+        return shm
 
 
 class _Connection(sqlite3.Connection):
@@ -457,16 +490,8 @@ class SQLiteStore:
             self._local.data_version = token
 
     def _map_shm(self) -> mmap.mmap | None:
-        """Map the ``-shm`` file read-only; ``None`` if it cannot be (then ``PRAGMA data_version`` is used)."""
-        try:
-            with open(f"{self.path}-shm", "rb") as f:  # noqa: PTH123 - mmap needs a raw file object
-                shm = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_READ)
-        except (OSError, ValueError):
-            return None
-        if len(shm) < _WAL_HEADER:
-            shm.close()
-            return None
-        return shm
+        """The process-wide read-only map of the ``-shm`` file; ``None`` if unavailable (``PRAGMA data_version``)."""
+        return _shm_map(f"{self.path}-shm")
 
     def poll(self, apply: Callable[[Changes], None]) -> None:
         """Pass what other stores changed since the last poll to ``apply``, and return once it is applied.
@@ -632,9 +657,7 @@ class SQLiteStore:
             return
         self._flush_touches_quietly()
         self._closed = True
-        shm, self._shm = self._shm, None
-        if shm is not None:
-            shm.close()
+        self._shm = None  # the map is process-wide and never closed (see _shm_map)
         with self._conns_lock:
             conns, self._conns = list(self._conns), weakref.WeakSet()
             self._anchor = None
