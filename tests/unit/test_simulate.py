@@ -151,7 +151,9 @@ def test_opt_bounds_every_policy(seed: int) -> None:
     trace = [str(rng.randrange(keys)) for _ in range(3000)]
     results = simulate(trace, [1, 3, 10, 50], POLICIES, seed=seed)
     for cap in (1, 3, 10, 50):
-        by_policy = {r.policy: r.hits for r in results if r.capacity == cap}
+        # theine is left out: its Rust core does not hold tiny capacities exactly (at capacity 3 it can keep more
+        # entries, and beat OPT, depending on the process's hash seed), so no bound applies to it here
+        by_policy = {r.policy: r.hits for r in results if r.capacity == cap and r.policy != "theine"}
         assert by_policy["opt"] == max(by_policy.values()), (cap, by_policy)
         # the textbook MIN bounds the policies that always admit the requested key
         for name in ("lru", "tinylfu", "tinylfu-fixed"):
