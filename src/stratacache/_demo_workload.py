@@ -43,6 +43,7 @@ __all__ = [
     "StaleRead",
     "StalenessTracker",
     "StrataBackend",
+    "ThreadConnections",
     "UncachedBackend",
     "WindowStats",
     "WorkerChannels",
@@ -53,6 +54,7 @@ __all__ = [
     "connect",
     "fetch_item",
     "read_versions",
+    "settled_stats",
     "stale_reads_of",
     "worker_main",
 ]
@@ -104,9 +106,13 @@ def build_database(path: Path, rows: int, *, seed: int = 0, payload_bytes: int =
         conn.close()
 
 
-def connect(path: Path) -> sqlite3.Connection:
-    """A connection in autocommit mode: every SELECT is its own read transaction and sees every prior commit."""
-    conn = sqlite3.connect(path, isolation_level=None, timeout=30.0)
+def connect(path: Path, *, any_thread: bool = False) -> sqlite3.Connection:
+    """A connection in autocommit mode: every SELECT is its own read transaction and sees every prior commit.
+
+    ``any_thread``: the connection may be closed by another thread than the one that opened it (it is still used
+    by one thread at a time).
+    """
+    conn = sqlite3.connect(path, isolation_level=None, timeout=30.0, check_same_thread=not any_thread)
     conn.execute("PRAGMA busy_timeout = 30000")
     return conn
 
@@ -130,6 +136,86 @@ def read_versions(path: Path) -> dict[int, int]:
         return {int(i): int(v) for i, v in conn.execute("SELECT id, version FROM items")}
     finally:
         conn.close()
+
+
+class ThreadConnections:
+    """The loader side of a phase: one database connection per thread that queries, each query counted.
+
+    A cache with a :class:`~stratacache.LoadPolicy` calls loaders from its own background threads too
+    (stale-while-revalidate and early refreshes), and a ``sqlite3`` connection belongs to the thread that opened
+    it: so a loader never uses its reader's connection, it asks this object, which opens one per thread on first
+    use. :meth:`close` closes them all once the phase is over.
+
+    Args:
+        path: the application database.
+        latency: seconds added to every query (the modelled network round trip; the sleep releases the GIL).
+        bucket: with ``t0``, also count the queries of threads that are not readers (background refreshes) per
+            ``bucket`` seconds since ``t0`` (monotonic), for the timeline of ``demo --redis``.
+    """
+
+    def __init__(self, path: Path, latency: float = 0.0, *, bucket: float = 0.0) -> None:
+        self._path = path
+        self._latency = latency
+        self._bucket = bucket
+        self._local = threading.local()
+        self._lock = threading.Lock()
+        self._conns: list[sqlite3.Connection] = []
+        self._counts: list[list[int]] = []  # one [queries] per thread, summed by :attr:`queries`
+        self.t0 = 0.0
+        self.background: list[int] = []  # per bucket: queries made outside reader threads
+
+    def open(self) -> list[int]:
+        """This thread's connection (opened now if it has none) and its query counter, ``[queries]``.
+
+        Raises:
+            sqlite3.Error: the database cannot be opened.
+        """
+        local = self._local
+        count: list[int] | None = getattr(local, "count", None)
+        if count is None:
+            conn = connect(self._path, any_thread=True)
+            count = [0]
+            with self._lock:
+                self._conns.append(conn)
+                self._counts.append(count)
+            local.conn, local.count, local.reader = conn, count, False
+        return count
+
+    def reader(self) -> list[int]:
+        """:meth:`open`, for a reader thread (its queries are counted by the reader itself, per bucket)."""
+        count = self.open()
+        self._local.reader = True
+        return count
+
+    def fetch(self, row_id: int) -> Item:
+        """Row ``row_id``, on this thread's connection, after the modelled round trip."""
+        self.open()
+        local = self._local
+        local.count[0] += 1
+        item = fetch_item(local.conn, row_id)
+        if self._latency:
+            time.sleep(self._latency)
+        if self._bucket and not local.reader:
+            b = max(0, int((time.monotonic() - self.t0) / self._bucket))
+            with self._lock:
+                background = self.background
+                while len(background) <= b:
+                    background.append(0)
+                background[b] += 1
+        return item
+
+    @property
+    def queries(self) -> int:
+        """Queries made so far, by every thread."""
+        with self._lock:
+            return sum(c[0] for c in self._counts)
+
+    def close(self) -> None:
+        """Close every connection (call it once no thread queries any more)."""
+        with self._lock:
+            conns, self._conns = self._conns, []
+        for conn in conns:
+            conn.close()
 
 
 # ---------------------------------------------------------------------------------------------- load model
@@ -282,6 +368,26 @@ class StrataBackend:
         return self.cache.stats()
 
 
+def settled_stats(backend: Backend, db: ThreadConnections, timeout: float = 2.0) -> sc.Stats | None:
+    """``backend.stats()`` once the background refreshes still running when the readers stopped have returned.
+
+    Readers have stopped, so no refresh is asked for any more; each one queued or in flight makes its query and is
+    counted as a load (or a load error) when its loader returns. Waits at most ``timeout`` seconds.
+    """
+    deadline = time.monotonic() + timeout
+    last: tuple[int, ...] = ()
+    while True:
+        queries = db.queries
+        stats = backend.stats()
+        if stats is None:
+            return None
+        now = (queries, stats.loads, stats.load_errors, stats.refreshes)
+        if (now == last and stats.loads + stats.load_errors >= queries) or time.monotonic() > deadline:
+            return stats  # nothing moved for 20 ms (a queued refresh would have started) and every query is counted
+        last = now
+        time.sleep(0.02)
+
+
 # ---------------------------------------------------------------------------------------------- worker processes
 #
 # ``stratacache demo --redis`` runs its readers in worker processes (multiprocessing, spawn) and its writer in the
@@ -301,7 +407,11 @@ WINDOWS: Final = ("before", "during", "after")
 
 @dataclass(frozen=True, slots=True)
 class RedisOptions:
-    """How a demo process reaches the shared tier (through the fault proxy) and the tier's resilience settings."""
+    """How a demo process reaches the shared tier (through the fault proxy), with which settings and policy.
+
+    ``timeout`` to ``outage_l1_ttl`` are the Redis tier's resilience settings; ``ttl`` and ``policy`` the caches'
+    TTL and :class:`~stratacache.LoadPolicy` (``None``: the cache's defaults).
+    """
 
     url: str
     prefix: str
@@ -309,6 +419,8 @@ class RedisOptions:
     heartbeat: float = 0.5
     breaker_open_for: float = 0.5
     outage_l1_ttl: float = 1.0
+    ttl: float | None = None
+    policy: sc.LoadPolicy | None = None
 
     def cache(self, *, l1: bool) -> sc.Cache:
         """A cache over this Redis tier, with an L1 above it if ``l1``."""
@@ -323,7 +435,9 @@ class RedisOptions:
             outage_l1_ttl=self.outage_l1_ttl,
         )
         tiers = (sc_.MemoryTier(), redis) if l1 else (redis,)
-        return sc_.Cache(*tiers, namespace="demo")
+        if self.ttl is None:
+            return sc_.Cache(*tiers, namespace="demo", policy=self.policy)
+        return sc_.Cache(*tiers, namespace="demo", ttl=self.ttl, policy=self.policy)
 
 
 @dataclass(frozen=True, slots=True)
@@ -359,12 +473,16 @@ class WorkerResult:
     """What one worker process measured (times in ``events`` are seconds since the phase started).
 
     Attributes:
+        db_queries: database queries, background refreshes' included.
+        loads, coalesced, stale_served, refreshes, refresh_errors, load_timeouts, lock_waits: the cache's
+            counters (see :class:`stratacache.Stats`).
         breaker_opened: times the Redis tier's circuit breaker opened (counted by the breaker itself).
         backplane_received: invalidation messages from other processes received by this process's backplane link.
         backplane_losses: times the link was declared lost (each one flushes the L1 until resubscribed).
         fresh_versions: reads that returned a newer version of a row than this process had returned before: each
             is a write made in the parent process whose invalidation reached this process's L1.
-        buckets: per ``bucket`` seconds since the start: ``(requests, database queries, errors)``.
+        buckets: per ``bucket`` seconds since the start: ``(requests, database queries, errors)`` (a reader's
+            queries in the bucket its read ended in, a background refresh's in the bucket it was made in).
         events: ``(seconds, what, state)`` transitions of the breaker and of the backplane link.
     """
 
@@ -384,6 +502,11 @@ class WorkerResult:
     hit_ratio: float = 0.0
     loads: int = 0
     coalesced: int = 0
+    stale_served: int = 0
+    refreshes: int = 0
+    refresh_errors: int = 0
+    load_timeouts: int = 0
+    lock_waits: int = 0
     breaker_opened: int = 0
     backplane_received: int = 0
     backplane_losses: int = 0
@@ -395,6 +518,11 @@ class WorkerResult:
     def stale_reads(self) -> int:
         """Stale reads in every window."""
         return sum(w.stale_reads for w in self.windows)
+
+    @property
+    def loads_saved(self) -> int:
+        """Loader calls the cache saved: requests minus loader calls (0 without a cache)."""
+        return max(0, self.requests - self.loads) if self.tiers else 0
 
 
 @dataclass(slots=True)
@@ -432,6 +560,7 @@ class _Worker:
     def __init__(self, spec: WorkerSpec, channels: WorkerChannels) -> None:
         self.spec = spec
         self.ch = channels
+        self.db = ThreadConnections(Path(spec.db_path), spec.db_latency, bucket=spec.bucket)  # the loaders' side
         self.histories = tuple(History(max_examples=_MAX_STALE_EXAMPLES, keep_reads=False) for _ in WINDOWS)
         self.known: dict[int, int] = {}  # per row, the newest completed invalidation recorded in the histories
         self.seen: dict[int, int] = {}  # per row, the newest version a read returned in this process
@@ -449,12 +578,13 @@ class _Worker:
         spec, ch = self.spec, self.ch
         sampler = ZipfSampler(spec.rows, spec.zipf_s, seed=spec.seed)
         cache = None if spec.redis is None else spec.redis.cache(l1=True)
+        db = self.db
         try:
             backend: Backend = UncachedBackend() if cache is None else StrataBackend(cache)
             store = None if cache is None else _redis_store(cache)
             ch.results.put(("ready", spec.index, os.getpid()))
             ch.start.wait()
-            t0 = ch.marks[0]
+            t0 = db.t0 = ch.marks[0]
             states = [_ThreadState() for _ in range(spec.threads)]
             threads = [
                 threading.Thread(target=self._read_loop, args=(backend, sampler, i, states[i], t0), daemon=True)
@@ -467,10 +597,11 @@ class _Worker:
             for t in threads:
                 t.join()
             seconds = time.monotonic() - t0
-            self._report(backend, store, states, seconds)
+            self._report(backend, db, store, states, seconds)
         finally:
             if cache is not None:
                 cache.close()
+            db.close()
 
     def _window(self, start: float) -> int:
         began, ended = self.ch.marks[1], self.ch.marks[2]
@@ -489,53 +620,41 @@ class _Worker:
                         history.invalidation_done(row_id, due)  # now: after it completed, before the read starts
 
     def _read_loop(self, backend: Backend, sampler: ZipfSampler, index: int, state: _ThreadState, t0: float) -> None:
-        spec = self.spec
+        spec, db = self.spec, self.db
         rng = random.Random(spec.seed * 1_000_003 + spec.index * 10_007 + index)  # noqa: S311 - a load model
-        conn = connect(Path(spec.db_path))
-        latency, bucket, stop = spec.db_latency, spec.bucket, self.ch.stop
+        count = db.reader()  # this thread's queries (the cache's background refreshes count theirs in ``db``)
+        bucket, stop, fetch = spec.bucket, self.ch.stop, db.fetch
         clock, now = time.perf_counter_ns, time.monotonic
-        queries = 0
 
-        def load_row(row_id: int) -> Item:
-            nonlocal queries
-            queries += 1
-            item = fetch_item(conn, row_id)
-            if latency:
-                time.sleep(latency)
-            return item
-
-        try:
-            while not stop.is_set():
-                row_id = sampler.sample(rng)
-                self._due(row_id)
-                start = now()  # after the due version was recorded: a stale verdict is never a false alarm
-                before = queries
-                c0 = clock()
-                try:
-                    item = backend.read(row_id, functools.partial(load_row, row_id))
-                except Exception as exc:  # counted and reported: the demo requires none
-                    state.add(int((now() - t0) / bucket), 0, queries - before, 1)
-                    with self.lock:
-                        self.error_count += 1
-                        if len(self.errors) < _MAX_STALE_EXAMPLES:
-                            self.errors.append(f"{type(exc).__name__}: {exc}")
-                    continue
-                state.latencies.append(clock() - c0)
-                end = now()
-                version = item["version"]
-                if item["id"] != row_id:
-                    state.wrong_rows += 1
-                window = self._window(start)
-                state.windows[window] += 1
-                self.histories[window].read(row_id, version, start, end)
-                state.add(int((end - t0) / bucket), 1, queries - before, 0)
-                last = self.seen.get(row_id)
-                if last is None or version > last:
-                    self.seen[row_id] = version
-                    if last is not None:
-                        state.fresh += 1
-        finally:
-            conn.close()
+        while not stop.is_set():
+            row_id = sampler.sample(rng)
+            self._due(row_id)
+            start = now()  # after the due version was recorded: a stale verdict is never a false alarm
+            before = count[0]
+            c0 = clock()
+            try:
+                item = backend.read(row_id, functools.partial(fetch, row_id))
+            except Exception as exc:  # counted and reported: the demo requires none
+                state.add(int((now() - t0) / bucket), 0, count[0] - before, 1)
+                with self.lock:
+                    self.error_count += 1
+                    if len(self.errors) < _MAX_STALE_EXAMPLES:
+                        self.errors.append(f"{type(exc).__name__}: {exc}")
+                continue
+            state.latencies.append(clock() - c0)
+            end = now()
+            version = item["version"]
+            if item["id"] != row_id:
+                state.wrong_rows += 1
+            window = self._window(start)
+            state.windows[window] += 1
+            self.histories[window].read(row_id, version, start, end)
+            state.add(int((end - t0) / bucket), 1, count[0] - before, 0)
+            last = self.seen.get(row_id)
+            if last is None or version > last:
+                self.seen[row_id] = version
+                if last is not None:
+                    state.fresh += 1
 
     def _watch(self, store: Any, t0: float) -> None:
         """Record the breaker's state and the backplane link's state when they change (every 10 ms).
@@ -555,14 +674,20 @@ class _Worker:
             if stop.wait(0.01):
                 return
 
-    def _report(self, backend: Backend, store: Any, states: list[_ThreadState], seconds: float) -> None:
+    def _report(
+        self, backend: Backend, db: ThreadConnections, store: Any, states: list[_ThreadState], seconds: float
+    ) -> None:
         spec = self.spec
+        stats = settled_stats(backend, db)
         latencies = sorted(itertools.chain.from_iterable(s.latencies for s in states))
+        background = list(db.background)
         n_buckets = max((len(s.buckets) for s in states), default=0)
+        n_buckets = max(n_buckets, len(background))
         buckets = tuple(
             (
                 sum(s.buckets[b][0] for s in states if b < len(s.buckets)),
-                sum(s.buckets[b][1] for s in states if b < len(s.buckets)),
+                sum(s.buckets[b][1] for s in states if b < len(s.buckets))
+                + (background[b] if b < len(background) else 0),
                 sum(s.buckets[b][2] for s in states if b < len(s.buckets)),
             )
             for b in range(n_buckets)
@@ -581,7 +706,6 @@ class _Worker:
                     ),
                 )
             )
-        stats = backend.stats()
         link = None if store is None else store._link  # the demo shows the link's counters
         requests = len(latencies)
         result = WorkerResult(
@@ -601,6 +725,11 @@ class _Worker:
             hit_ratio=0.0 if stats is None else stats.hit_ratio,
             loads=0 if stats is None else stats.loads,
             coalesced=0 if stats is None else stats.coalesced,
+            stale_served=0 if stats is None else stats.stale_served,
+            refreshes=0 if stats is None else stats.refreshes,
+            refresh_errors=0 if stats is None else stats.refresh_errors,
+            load_timeouts=0 if stats is None else stats.load_timeouts,
+            lock_waits=0 if stats is None else stats.lock_waits,
             breaker_opened=0 if store is None else int(store.breaker.opened),
             backplane_received=0 if link is None else int(link.received),
             backplane_losses=0 if link is None else int(link.losses),

@@ -35,7 +35,7 @@ else:
     _IMPORT_ERROR = None
 
 if TYPE_CHECKING:
-    from stratacache.demo import PhaseResult, WorkerResult
+    from stratacache.demo import PhaseResult, RedisOptions, WorkerResult
 
 __all__ = ["main", "make_app"]
 
@@ -83,6 +83,44 @@ def demo(
             "--seed", min=0, max=2**63 - 1, metavar="N", help="Seed of the data and of the request sequences."
         ),
     ] = _DEFAULTS.seed,
+    ttl: Annotated[
+        float | None,
+        typer.Option(
+            "--ttl",
+            min=0.01,
+            max=86_400.0,
+            metavar="SECONDS",
+            help=f"Seconds a cached row lives [default: {_DEFAULTS.ttl:g}; with --redis, the cache's own unless "
+            "one of --ttl, --stale-while-revalidate, --early-refresh is given].",
+            show_default=False,
+        ),
+    ] = None,
+    stale_while_revalidate: Annotated[
+        float | None,
+        typer.Option(
+            "--stale-while-revalidate",
+            min=0.0,
+            max=86_400.0,
+            metavar="SECONDS",
+            help="LoadPolicy of the cached phase: serve a row that expired less than this long ago at once, on "
+            "purpose, while one background refresh replaces it (0: off). Invalidated rows are never served "
+            f"[default: {_DEFAULTS.stale_while_revalidate:g}; with --redis, no policy unless one of these three "
+            "options is given].",
+            show_default=False,
+        ),
+    ] = None,
+    early_refresh: Annotated[
+        float | None,
+        typer.Option(
+            "--early-refresh",
+            min=0.0,
+            max=100.0,
+            metavar="BETA",
+            help="LoadPolicy of the cached phase: XFetch beta, refresh hot rows in the background just before "
+            f"they expire (0: off) [default: {_DEFAULTS.early_refresh:g}; with --redis, see --ttl].",
+            show_default=False,
+        ),
+    ] = None,
     as_json: Annotated[bool, typer.Option("--json", help="Print the result as JSON instead of a table.")] = False,
     redis: Annotated[
         str | None,
@@ -109,6 +147,11 @@ def demo(
             write_rate=write_rate,
             db_latency=db_latency_ms / 1000,
             seed=seed,
+            ttl=_DEFAULTS.ttl if ttl is None else ttl,
+            stale_while_revalidate=(
+                _DEFAULTS.stale_while_revalidate if stale_while_revalidate is None else stale_while_revalidate
+            ),
+            early_refresh=_DEFAULTS.early_refresh if early_refresh is None else early_refresh,
         )
     except ValueError as exc:
         raise typer.BadParameter(str(exc)) from None
@@ -117,7 +160,8 @@ def demo(
     result: DemoResult | RedisDemoResult
     try:
         if redis is not None:
-            result = run_redis_demo(config, redis, progress=progress)
+            explicit = (ttl, stale_while_revalidate, early_refresh) != (None, None, None)
+            result = run_redis_demo(config, redis, progress=progress, policy=explicit)
         else:
             result = run_demo(config, progress=progress)
     except KeyboardInterrupt:
@@ -315,7 +359,7 @@ def _render(result: DemoResult, console: Console) -> None:
     title = (
         f"stratacache demo: {cfg.rows:,} rows, Zipf s={cfg.zipf_s:g}, {cfg.threads} readers + 1 writer "
         f"({cfg.write_rate:g} writes/s), {cfg.duration:g} s per phase.\n"
-        f"Database: SQLite, {latency} per query. Cache: MemoryTier + SQLiteTier."
+        f"Database: SQLite, {latency} per query. Cache: MemoryTier + SQLiteTier, {_policy(cfg)}."
     )
     table = Table(title=title, title_justify="left")
     table.add_column("", style="bold")
@@ -342,6 +386,12 @@ def _render(result: DemoResult, console: Console) -> None:
     table.add_row("p99 latency", _us(u.p99_us), _us(c.p99_us), _times(result.p99_speedup))
     table.add_row("writes", _int(u.writes), _int(c.writes), "")
     table.add_row("stale reads", _stale(u), _stale(c), "")
+    table.add_row("stale serves on purpose", "-", _int(c.stale_served), "expired entries only")
+    table.add_row("background refreshes", "-", _int(c.refreshes), _failed(c.refresh_errors))
+    table.add_row("loader calls", _int(u.db_queries), _int(c.loads), f"{_int(c.loads_saved)} saved")
+    table.add_row("  saved by single-flight", "-", _int(c.coalesced), "joined a load")
+    if c.lock_waits or c.load_timeouts:
+        table.add_row("lease waits", "-", _int(c.lock_waits), f"{_int(c.load_timeouts)} load timeouts")
     console.print(table)
     for phase in (u, c):
         for ex in phase.stale_examples:
@@ -363,8 +413,8 @@ def _render_redis(result: RedisDemoResult, console: Console) -> None:
         f"readers + 1 writer in the parent ({cfg.write_rate:g} writes/s), {cfg.duration:g} s per phase.\n"
         f"Database: SQLite, {latency} per query. Cache per process: MemoryTier + RedisTier({result.redis}, "
         f"through a fault proxy; timeout {o.timeout * 1000:g} ms, heartbeat {o.heartbeat:g} s, "
-        f"breaker_open_for {o.breaker_open_for:g} s, outage_l1_ttl {o.outage_l1_ttl:g} s). The writer invalidates "
-        "through a cache of its own: every L1 is kept coherent by the Redis backplane alone."
+        f"breaker_open_for {o.breaker_open_for:g} s, outage_l1_ttl {o.outage_l1_ttl:g} s), {_redis_policy(o)}. "
+        "The writer invalidates through a cache of its own: every L1 is kept coherent by the Redis backplane alone."
     )
     table = Table(title=title, title_justify="left")
     table.add_column("", style="bold")
@@ -397,6 +447,19 @@ def _render_redis(result: RedisDemoResult, console: Console) -> None:
     row("p99 latency", _us(_worst(u, "p99_us")), [_us(p.p99_us) for p in c], "")
     row("errors raised to readers", _int(tot(u, "errors")), [_int(p.errors) for p in c], _int(tot(c, "errors")))
     row("stale reads", _int(tot(u, "stale_reads")), [_int(p.stale_reads) for p in c], _int(result.stale_reads))
+    for label, attr in (
+        ("stale serves on purpose", "stale_served"),
+        ("background refreshes", "refreshes"),
+        ("  failed", "refresh_errors"),
+        ("loader calls", "loads"),
+        ("  saved by single-flight", "coalesced"),
+        ("  saved by the cache", "loads_saved"),
+    ):
+        uncached = _int(tot(u, "db_queries")) if attr == "loads" else "-"
+        row(label, uncached, [_int(getattr(p, attr)) for p in c], _int(tot(c, attr)))
+    if tot(c, "lock_waits") or tot(c, "load_timeouts"):
+        row("lease waits", "-", [_int(p.lock_waits) for p in c], _int(tot(c, "lock_waits")))
+        row("load timeouts", "-", [_int(p.load_timeouts) for p in c], _int(tot(c, "load_timeouts")))
     row("backplane messages received", "-", [_int(p.backplane_received) for p in c], "")
     row("rows seen at a newer version", "-", [_int(p.fresh_versions) for p in c], "")
     row("backplane links lost (L1 flushed)", "-", [_int(p.backplane_losses) for p in c], "")
@@ -469,6 +532,31 @@ def _ratio(a: float, b: float) -> float:
 
 def _worst(phase: tuple[WorkerResult, ...], attr: str) -> float:
     return max((float(getattr(p, attr)) for p in phase), default=0.0)
+
+
+def _policy(cfg: DemoConfig) -> str:
+    """The cached phase's TTL and LoadPolicy, in words."""
+    parts = [f"ttl {cfg.ttl:g} s"]
+    if cfg.stale_while_revalidate:
+        parts.append(f"stale_while_revalidate {cfg.stale_while_revalidate:g} s")
+    if cfg.early_refresh:
+        parts.append(f"early_refresh {cfg.early_refresh:g}")
+    return ", ".join(parts)
+
+
+def _redis_policy(o: RedisOptions) -> str:
+    if o.policy is None:
+        return "default TTL, no LoadPolicy"
+    parts = [f"ttl {o.ttl:g} s" if o.ttl is not None else "default TTL"]
+    if o.policy.stale_while_revalidate:
+        parts.append(f"stale_while_revalidate {o.policy.stale_while_revalidate:g} s")
+    if o.policy.early_refresh:
+        parts.append(f"early_refresh {o.policy.early_refresh:g}")
+    return ", ".join(parts)
+
+
+def _failed(n: int) -> str:
+    return f"[red]{n:,} failed[/red]" if n else "0 failed"
 
 
 def _stale(phase: PhaseResult) -> str:

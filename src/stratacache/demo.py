@@ -49,6 +49,7 @@ from stratacache._demo_workload import (
     StalenessTracker,
     StaleRead,
     StrataBackend,
+    ThreadConnections,
     UncachedBackend,
     WindowStats,
     WorkerChannels,
@@ -57,7 +58,7 @@ from stratacache._demo_workload import (
     ZipfSampler,
     build_database,
     connect,
-    fetch_item,
+    settled_stats,
     stale_reads_of,
     worker_main,
 )
@@ -114,6 +115,12 @@ class DemoConfig:
             server (PostgreSQL or MySQL on a LAN: about 0.1 to 1 ms). The application database here is a local
             SQLite file, whose point query costs a few microseconds: cheaper than any cache miss. ``0`` measures
             that raw local file.
+        ttl: seconds a cached row lives (short enough that entries expire during a phase).
+        stale_while_revalidate: the cached phase's :class:`~stratacache.LoadPolicy`: seconds after expiry an
+            entry is still served, on purpose, while one background refresh replaces it (``0``: off). Only
+            *expired* entries are: a row's invalidation after a write is never served around.
+        early_refresh: the policy's XFetch ``beta``: a fresh hit near expiry refreshes in the background with a
+            probability that rises as expiry nears (``0``: off).
 
     Raises:
         ValueError: a parameter is out of range.
@@ -127,6 +134,9 @@ class DemoConfig:
     seed: int = 20240601
     payload_bytes: int = 200
     db_latency: float = 0.0005
+    ttl: float = 5.0
+    stale_while_revalidate: float = 10.0
+    early_refresh: float = 1.0
 
     def __post_init__(self) -> None:
         _check_int("rows", self.rows, 10, 10_000_000)
@@ -137,6 +147,16 @@ class DemoConfig:
         _check_number("write_rate", self.write_rate, 0.0, 100_000.0)
         _check_number("zipf_s", self.zipf_s, 0.01, 10.0)
         _check_number("db_latency", self.db_latency, 0.0, 1.0)
+        _check_number("ttl", self.ttl, 0.01, 86_400.0)
+        _check_number("stale_while_revalidate", self.stale_while_revalidate, 0.0, 86_400.0)
+        _check_number("early_refresh", self.early_refresh, 0.0, 100.0)
+
+    def policy(self) -> sc.LoadPolicy:
+        """The :class:`~stratacache.LoadPolicy` of the cached phase."""
+        return sc.LoadPolicy(
+            stale_while_revalidate=self.stale_while_revalidate or None,
+            early_refresh=self.early_refresh or None,
+        )
 
 
 def _check_int(name: str, value: object, lo: int, hi: int) -> None:
@@ -179,13 +199,21 @@ class PhaseResult:
         requests: reads served.
         db_queries: reads that reached the application database.
         writes: rows updated (and invalidated) by the writer.
-        stale_reads: reads older than a version whose write and invalidation had completed before they began.
+        stale_reads: reads older than a version whose write and invalidation had completed before they began
+            (the honest checker's verdict; must be 0).
         wrong_rows: reads that returned another row than the one asked for (always a bug).
         throughput: requests per second.
         p50_us, p99_us, mean_us: read latency in microseconds.
         hit_ratio: share of requests answered by some cache tier (0 for the uncached phase).
         tiers: per-tier counters (empty for the uncached phase).
-        loads, coalesced: loader calls, and callers that shared another caller's load (single-flight).
+        loads, coalesced: loader calls (background refreshes included), and callers that shared another
+            caller's load instead of calling the loader (single-flight).
+        stale_served: reads of an *expired* entry served on purpose by stale-while-revalidate while a background
+            refresh ran (never an invalidated one: those are misses).
+        refreshes, refresh_errors: background refreshes started (stale-while-revalidate, early refresh), and
+            those whose loader failed.
+        load_timeouts, lock_waits: callers that stopped waiting for a load, and loads that waited for another
+            process's lease (both 0 with the demo's policy).
         stale_examples: the first few stale reads, for diagnosis.
     """
 
@@ -204,11 +232,21 @@ class PhaseResult:
     tiers: tuple[TierResult, ...] = ()
     loads: int = 0
     coalesced: int = 0
+    stale_served: int = 0
+    refreshes: int = 0
+    refresh_errors: int = 0
+    load_timeouts: int = 0
+    lock_waits: int = 0
     stale_examples: tuple[StaleRead, ...] = ()
+
+    @property
+    def loads_saved(self) -> int:
+        """Loader calls the cache saved: requests minus loader calls (0 for the uncached phase, which has none)."""
+        return max(0, self.requests - self.loads) if self.tiers else 0
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dict."""
-        return asdict(self)
+        return {**asdict(self), "loads_saved": self.loads_saved}
 
 
 @dataclass(frozen=True, slots=True)
@@ -237,15 +275,19 @@ class DemoResult:
 
     @property
     def ok(self) -> bool:
-        """No stale or wrong read in either phase."""
-        return all(p.stale_reads == 0 and p.wrong_rows == 0 for p in (self.uncached, self.cached))
+        """No stale or wrong read in either phase, and no loader failure in the cache's background refreshes."""
+        return (
+            all(p.stale_reads == 0 and p.wrong_rows == 0 for p in (self.uncached, self.cached))
+            and self.cached.refresh_errors == 0
+        )
 
     def verdict(self) -> str:
         """A one-line summary."""
         c, u = self.cached, self.uncached
         if not self.ok:
             return (
-                f"FAIL: {c.stale_reads} stale and {c.wrong_rows} wrong read(s) with the cache, "
+                f"FAIL: {c.stale_reads} stale and {c.wrong_rows} wrong read(s) with the cache "
+                f"({c.refresh_errors} failed background refresh(es)), "
                 f"{u.stale_reads} stale and {u.wrong_rows} wrong without it"
             )
         faster = (
@@ -254,9 +296,10 @@ class DemoResult:
             else (f"{1 / self.speedup:.2f}x slower than uncached" if self.speedup > 0 else "no throughput measured")
         )
         return (
-            f"OK: stratacache answered {c.hit_ratio:.1%} of {c.requests:,} reads from cache, "
+            f"OK: stratacache answered {c.requests:,} reads with {c.loads:,} loader calls ({c.loads_saved:,} saved), "
             f"{faster}, {c.db_queries:,} database queries instead of {c.requests:,}, "
-            f"and 0 stale reads across {c.writes:,} writes."
+            f"and 0 stale reads across {c.writes:,} writes; {c.stale_served:,} expired entries were served on "
+            f"purpose while {c.refreshes:,} background refreshes ran, never an invalidated one."
         )
 
     def to_dict(self) -> dict[str, Any]:
@@ -282,7 +325,6 @@ class DemoResult:
 @dataclass(slots=True)
 class _ReaderState:
     latencies: list[int] = field(default_factory=list)
-    db_queries: int = 0
     wrong_rows: int = 0
 
 
@@ -302,17 +344,22 @@ def run_phase(
     Raises:
         Exception: the first exception raised by a reader or the writer, after every thread has stopped.
     """
-    phase = _Phase(db_path, backend, sampler=sampler, seed=seed, write_rate=write_rate, db_latency=db_latency)
-    seconds = phase.run(threads, duration)
+    db = ThreadConnections(db_path, db_latency)
+    phase = _Phase(db_path, backend, db, sampler=sampler, seed=seed, write_rate=write_rate)
+    try:
+        seconds = phase.run(threads, duration)
+        stats = settled_stats(backend, db)
+        db_queries = db.queries
+    finally:
+        db.close()
     latencies = sorted(itertools.chain.from_iterable(s.latencies for s in phase.states))
     requests = len(latencies)
-    stats = backend.stats()
     report = phase.history.check()
     return PhaseResult(
         name=backend.name,
         seconds=seconds,
         requests=requests,
-        db_queries=sum(s.db_queries for s in phase.states),
+        db_queries=db_queries,
         writes=phase.writes,
         stale_reads=report.stale_reads,
         wrong_rows=sum(s.wrong_rows for s in phase.states),
@@ -324,29 +371,38 @@ def run_phase(
         tiers=() if stats is None else tuple(_tier_result(t) for t in stats.tiers),
         loads=0 if stats is None else stats.loads,
         coalesced=0 if stats is None else stats.coalesced,
+        stale_served=0 if stats is None else stats.stale_served,
+        refreshes=0 if stats is None else stats.refreshes,
+        refresh_errors=0 if stats is None else stats.refresh_errors,
+        load_timeouts=0 if stats is None else stats.load_timeouts,
+        lock_waits=0 if stats is None else stats.lock_waits,
         stale_examples=stale_reads_of(report),
     )
 
 
 class _Phase:
-    """The threads of one phase: readers that check every value, one writer that updates and invalidates."""
+    """The threads of one phase: readers that check every value, one writer that updates and invalidates.
+
+    Loaders query through ``db`` (one connection per thread): the cache may call them from its own background
+    threads (refreshes).
+    """
 
     def __init__(
         self,
         db_path: Path,
         backend: Backend,
+        db: ThreadConnections,
         *,
         sampler: ZipfSampler,
         seed: int,
         write_rate: float,
-        db_latency: float,
     ) -> None:
         self.db_path = db_path
         self.backend = backend
+        self.db = db
         self.sampler = sampler
         self.seed = seed
         self.write_rate = write_rate
-        self.db_latency = db_latency
         # judged as recorded: memory stays bounded however long the phase runs
         self.history = History(max_examples=_MAX_STALE_EXAMPLES, keep_reads=False)
         self.stop = threading.Event()
@@ -359,12 +415,14 @@ class _Phase:
         """Run for ``duration`` seconds; return the measured wall time."""
         self.states = [_ReaderState() for _ in range(threads)]
         self._start = threading.Barrier(threads + 2)
-        loops = [functools.partial(self._read_loop, i) for i in range(threads)]
-        names = [f"demo-reader-{i}" for i in range(threads)]
-        workers = [
-            threading.Thread(target=self._guarded, args=(loop,), name=name)
-            for loop, name in zip([*loops, self._write_loop], [*names, "demo-writer"], strict=True)
+        readers = [
+            threading.Thread(
+                target=self._guarded, args=(functools.partial(self._read_loop, i),), name=f"demo-reader-{i}"
+            )
+            for i in range(threads)
         ]
+        writer = threading.Thread(target=self._guarded, args=(self._write_loop, True), name="demo-writer")
+        workers = [*readers, writer]
         for t in workers:
             t.start()
         t0 = time.perf_counter()
@@ -383,9 +441,16 @@ class _Phase:
             raise self.errors[0]
         return seconds
 
-    def _guarded(self, loop: Callable[[sqlite3.Connection], None]) -> None:
-        """Run ``loop`` with a connection of its own; an error stops the phase and is re-raised by :meth:`run`."""
+    def _guarded(self, loop: Callable[[sqlite3.Connection | None], None], writer: bool = False) -> None:
+        """Run ``loop``, the writer's with a connection of its own, a reader's once its loader connection is open.
+
+        An error stops the phase and is re-raised by :meth:`run`.
+        """
         try:
+            if not writer:
+                self.db.reader()  # opened before the start: a missing database fails at once
+                loop(None)
+                return
             conn = connect(self.db_path)
             try:
                 loop(conn)
@@ -396,31 +461,25 @@ class _Phase:
             self.stop.set()
             self._start.abort()
 
-    def _read_loop(self, index: int, conn: sqlite3.Connection) -> None:
+    def _read_loop(self, index: int, _conn: sqlite3.Connection | None) -> None:
         state = self.states[index]
         rng = random.Random(self.seed * 1_000_003 + index)  # noqa: S311 - a load model
         latencies, clock, stop = state.latencies, time.perf_counter_ns, self.stop
-        sample, read, history, latency = self.sampler.sample, self.backend.read, self.history, self.db_latency
-
-        def load_row(row_id: int) -> Item:
-            state.db_queries += 1
-            item = fetch_item(conn, row_id)
-            if latency:
-                time.sleep(latency)  # the modelled network round trip (releases the GIL, as I/O does)
-            return item
+        sample, read, history, fetch = self.sampler.sample, self.backend.read, self.history, self.db.fetch
 
         self._start.wait()
         while not stop.is_set():
             row_id = sample(rng)
             start = history.now()  # before the read is issued, so a stale verdict is never a false alarm
             t0 = clock()
-            item = read(row_id, functools.partial(load_row, row_id))
+            item = read(row_id, functools.partial(fetch, row_id))
             latencies.append(clock() - t0)
             if item["id"] != row_id:
                 state.wrong_rows += 1
             history.read(row_id, item["version"], start, history.now())
 
-    def _write_loop(self, conn: sqlite3.Connection) -> None:
+    def _write_loop(self, conn: sqlite3.Connection | None) -> None:
+        assert conn is not None  # the writer always gets one
         rng = random.Random(self.seed * 1_000_003 - 1)  # noqa: S311 - a load model
         self._start.wait()
         if self.write_rate <= 0:
@@ -506,7 +565,13 @@ def run_demo(
         say(f"phase 1/2: {config.threads} readers, no cache, {config.duration:g} s")
         uncached = run_phase(db_path, UncachedBackend(), **common)
         say(f"phase 2/2: {config.threads} readers through stratacache (memory + SQLite), {config.duration:g} s")
-        with sc.Cache(sc.MemoryTier(), sc.SQLiteTier(root / "cache.db"), namespace="demo") as cache:
+        with sc.Cache(
+            sc.MemoryTier(),
+            sc.SQLiteTier(root / "cache.db"),
+            namespace="demo",
+            ttl=config.ttl,
+            policy=config.policy(),
+        ) as cache:
             backend = StrataBackend(cache)
             cached = run_phase(db_path, backend, **common)
     per_request_u = _ratio(uncached.db_queries, uncached.requests)
@@ -1129,6 +1194,7 @@ def run_redis_demo(
     *,
     workdir: Path | None = None,
     progress: Callable[[str], None] | None = None,
+    policy: bool = False,
 ) -> RedisDemoResult:
     """``stratacache demo --redis URL``: two worker processes share Redis as L2, and Redis goes away for a while.
 
@@ -1139,6 +1205,11 @@ def run_redis_demo(
     :class:`stratacache.testing.FaultProxy`, which blackholes it (connections open, nothing answered) for up to
     3 s in the middle of the cached phase; the server itself is never touched. The keys go under a prefix unique
     to the run and are deleted afterwards.
+
+    The caches use the default TTL and no :class:`~stratacache.LoadPolicy` unless ``policy`` is true; then
+    ``config.ttl`` and :meth:`DemoConfig.policy`. Off by default: a stale window lets an L1 copy cached during the
+    outage be served past ``outage_l1_ttl`` (its expiry is capped, its stale window is not), beyond the bounds
+    this demo checks.
 
     Raises:
         DemoError: a bad or unreachable ``redis_url``, or a worker process that failed.
@@ -1169,7 +1240,12 @@ def run_redis_demo(
             f"{config.duration:g} s; Redis blackholed from {outage_at:g} s for {outage_len:g} s"
         )
         with FaultProxy(host, port) as proxy:
-            options = RedisOptions(url=_via(redis_url, proxy.host, proxy.port), prefix=prefix)
+            options = RedisOptions(
+                url=_via(redis_url, proxy.host, proxy.port),
+                prefix=prefix,
+                ttl=config.ttl if policy else None,
+                policy=config.policy() if policy else None,
+            )
             try:
                 cached, writer, marks, events = _run_processes(
                     ctx,

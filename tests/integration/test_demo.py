@@ -58,6 +58,12 @@ PHASE_KEYS = {
     "tiers",
     "loads",
     "coalesced",
+    "stale_served",
+    "refreshes",
+    "refresh_errors",
+    "load_timeouts",
+    "lock_waits",
+    "loads_saved",
     "stale_examples",
 }
 TIER_KEYS = {"name", "hits", "misses", "hit_ratio", "sets", "deletes", "evictions", "errors", "entries", "bytes"}
@@ -168,6 +174,9 @@ def _check_json(payload: dict[str, object], *, rows: int) -> None:
         assert set(tier) >= TIER_KEYS
     assert cached["stale_reads"] == 0
     assert cached["db_queries"] < cached["requests"]
+    assert cached["loads_saved"] == cached["requests"] - cached["loads"]
+    assert cached["refresh_errors"] == 0
+    assert payload["config"]["stale_while_revalidate"] > 0
     assert payload["ok"] is True
 
 
@@ -278,7 +287,9 @@ def test_demo_with_the_cache_has_no_stale_reads(tmp_path: Path) -> None:
     assert uncached.stale_reads == 0
     assert cached.requests > 0
     assert cached.db_queries < cached.requests
-    assert cached.db_queries == cached.loads
+    assert cached.db_queries == cached.loads  # background refreshes' queries included
+    assert cached.loads_saved == cached.requests - cached.loads
+    assert cached.refresh_errors == 0
     assert uncached.db_queries == uncached.requests
     assert 0 < cached.hit_ratio <= 1
     assert [t.name for t in cached.tiers] == ["memory", "sqlite"]
@@ -290,11 +301,60 @@ def test_demo_with_the_cache_has_no_stale_reads(tmp_path: Path) -> None:
 
 @pytest.mark.parametrize(
     "kwargs",
-    [{"rows": 5}, {"threads": 0}, {"duration": 0.0}, {"duration": float("nan")}, {"write_rate": -1.0}, {"rows": True}],
+    [
+        {"rows": 5},
+        {"threads": 0},
+        {"duration": 0.0},
+        {"duration": float("nan")},
+        {"write_rate": -1.0},
+        {"rows": True},
+        {"ttl": 0.0},
+        {"stale_while_revalidate": -1.0},
+        {"early_refresh": float("inf")},
+    ],
 )
 def test_bad_config_is_refused(kwargs: dict[str, object]) -> None:
     with pytest.raises(ValueError, match="must be"):
         DemoConfig(**kwargs)  # type: ignore[arg-type]
+
+
+def test_stale_serves_on_purpose_are_not_stale_reads(tmp_path: Path) -> None:
+    """Expired rows served by stale-while-revalidate are counted apart; invalidated rows never are served.
+
+    A TTL far shorter than the phase makes hot rows expire many times while the writer keeps invalidating them:
+    the cache serves expired copies on purpose (and refreshes them in its background threads, whose loader calls
+    reach the database on connections of their own), and the honest checker still finds no stale read.
+    """
+    config = DemoConfig(
+        rows=300, duration=1.5, threads=4, write_rate=200.0, db_latency=0.0002, seed=13, ttl=0.05, early_refresh=1.0
+    )
+    result = run_demo(config, workdir=tmp_path)
+    cached = result.cached
+    assert cached.writes > 0
+    assert cached.stale_served > 0
+    assert cached.refreshes > 0
+    assert cached.refresh_errors == 0
+    assert cached.stale_reads == 0, cached.stale_examples
+    assert cached.db_queries == cached.loads
+    assert result.ok
+    assert "served on purpose" in result.verdict()
+
+
+def test_demo_without_a_policy_serves_nothing_stale(tmp_path: Path) -> None:
+    config = DemoConfig(
+        rows=300,
+        duration=0.5,
+        threads=2,
+        write_rate=100.0,
+        seed=17,
+        ttl=0.05,
+        stale_while_revalidate=0.0,
+        early_refresh=0.0,
+    )
+    result = run_demo(config, workdir=tmp_path)
+    assert result.cached.stale_served == 0
+    assert result.cached.refreshes == 0
+    assert result.ok
 
 
 # ------------------------------------------------------------------------------------------ the CLI
@@ -308,6 +368,20 @@ def test_cli_json_via_clirunner() -> None:
     result = typer_testing.CliRunner().invoke(make_app(), ["demo", "--json", "--duration", "1", "--rows", "2000"])
     assert result.exit_code == 0, result.output
     _check_json(json.loads(result.stdout), rows=2000)
+
+
+def test_cli_report_shows_the_policy_counters() -> None:
+    from stratacache.cli import make_app
+
+    result = typer_testing.CliRunner().invoke(
+        make_app(), ["demo", "--duration", "1", "--rows", "2000", "--ttl", "0.2"], env={"COLUMNS": "200"}
+    )
+    assert result.exit_code == 0, result.output
+    out = result.stdout
+    assert "stale_while_revalidate 10 s, early_refresh 1" in out
+    for label in ("stale reads", "stale serves on purpose", "background refreshes", "loader calls", "single-flight"):
+        assert label in out
+    assert "OK:" in out
 
 
 def _command() -> list[str]:
@@ -341,6 +415,8 @@ def test_cli_json_via_subprocess(how: str) -> None:
         (["--duration", "abc"], "--duration"),
         (["--duration", "-1"], "--duration"),
         (["--rows", "many"], "--rows"),
+        (["--ttl", "0"], "--ttl"),
+        (["--stale-while-revalidate", "-1"], "--stale-while-revalidate"),
     ],
 )
 def test_cli_bad_options_give_a_clear_message(args: list[str], option: str) -> None:
@@ -399,6 +475,8 @@ def test_redis_demo_runs_two_processes_through_an_outage(redis_url: str) -> None
     # the L1s were kept coherent through Redis: messages from the writer reached both processes
     for p in doc["cached"]:
         assert p["backplane_received"] > 0
+        assert p["loads"] <= p["db_queries"]  # refreshes' queries are counted too (none without a policy)
+        assert p["stale_served"] == 0  # no LoadPolicy unless asked for (see run_redis_demo)
         assert [t["name"] for t in p["tiers"]] == ["memory", "redis"]
         assert p["db_queries"] < p["requests"]
     # the outage: every breaker opened and closed again, the database took the load meanwhile, and it recovered
@@ -425,6 +503,8 @@ def test_redis_demo_report(redis_url: str) -> None:
     assert "Injected outage" in out
     assert "errors raised to callers" in out
     assert "breaker, worker 1: closed -> open" in out
+    for label in ("stale serves on purpose", "background refreshes", "loader calls", "saved by single-flight"):
+        assert label in out
     assert any(line.startswith(("OK:", "FAIL:")) for line in out.splitlines())
     assert "Traceback" not in proc.stderr
 
