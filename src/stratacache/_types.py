@@ -59,6 +59,8 @@ class Changes(NamedTuple):
     keep_gens: bool = False
     """With ``flush_all``: keep (or take back) the last known generation counters: the store is down, so nobody
     can bump them, and the L1 goes on serving what it caches during the outage, under the store's ``outage_ttl``."""
+    seqs: tuple[int, ...] = ()
+    """Sequence numbers of the generation bumps in ``gens``, in the order they happened (Redis)."""
 
 
 class Store(Protocol):

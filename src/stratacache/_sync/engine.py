@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import threading
 import time
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
 
@@ -161,6 +162,7 @@ class Engine:
         self._copy = l1 is not None and l1.copy_on_read
         self._gens = Generations(namespace, authoritative=self._home is None)
         self._flight = SingleFlight()
+        self._gens_flight = SingleFlight()  # concurrent reads of the same counters share one round trip
         self._policy = PLAIN if policy.plain else policy  # identity marks the shortest path
         self._rng = rng
         self._background = Background()
@@ -172,11 +174,15 @@ class Engine:
         self._journals = [Journal() for _ in self._lower]
         home = self._home
         self._leases = home if home is not None and getattr(home, "supports_leases", False) else None
+        # A home tier that numbers its bumps lets every read check, in the same round trip, that no bump has been
+        # missed: reads from it are never validated against counters older than the read (Redis).
+        self._seq_home = home is not None and callable(getattr(home, "get_many_seq", None))
         self._lease_ttl: float = float(getattr(home, "lease_ttl", 30.0))
         caps = [cap for s in self._lower if (cap := getattr(s, "outage_ttl", None)) is not None]
         self._outage_ttl: float = min(caps, default=_OUTAGE_L1_TTL)
         self._unsettled = False  # some journal holds invalidations a tier has not received yet
         self._settling = False  # a background job is replaying them
+        self._journal_lock = threading.Lock()  # orders _unsettled's updates (threads, in the sync engine)
         self._closed = False
 
     # ------------------------------------------------------------------ public API
@@ -446,7 +452,7 @@ class Engine:
             names = self._gens.store_names(tags_)
             try:
                 self._settle()
-                values = home.bump_gens(names)
+                values = self._bump_gens(home, names)
             except _OUTAGE:
                 self._defer_bumps(names)
             except TierError:
@@ -491,7 +497,7 @@ class Engine:
             name = gen_name(ns)
             try:
                 self._settle()
-                (value,) = home.bump_gens([name])
+                (value,) = self._bump_gens(home, [name])
             except _OUTAGE:
                 self._defer_bumps([name])
             except TierError:
@@ -762,6 +768,8 @@ class Engine:
             counters.remote_invalidations += 1
             if l1 is not None:
                 l1.clear()
+        if changes.seqs:
+            self._gens.advance(changes.seqs)
 
     def _flush_l1(self, *, forget_gens: bool = True) -> None:
         for i in range(_STRIPES):
@@ -808,7 +816,8 @@ class Engine:
         One background job retries the replay every ``_SETTLE_EVERY`` seconds (cheap while the breaker is open:
         no network) until it succeeds, so a writer that goes idle after an outage still delivers them.
         """
-        self._unsettled = True
+        with self._journal_lock:
+            self._unsettled = True
         if not self._settling and not self._closed:
             self._settling = True
             if self._background.start(self._settle_in_background) is None:
@@ -828,24 +837,27 @@ class Engine:
         """Replay journaled invalidations to tiers that are reachable again; raise if the home tier is not."""
         if not self._unsettled:
             return
-        unsettled = False
-        for depth, store in enumerate(self._lower):
-            journal = self._journals[depth]
-            if not journal:
-                continue
-            replay = journal.pending()
-            try:
-                self._replay(store, replay)
-            except TierError:
-                store.counters.skipped += 1
-                unsettled = True
-                if store is self._home:
-                    raise
-                continue
-            journal.done(replay)
-            if replay.overflowed or replay.gens:
-                self._flush_l1()  # learn the new counters afresh
-        self._unsettled = unsettled
+        try:
+            for depth, store in enumerate(self._lower):
+                journal = self._journals[depth]
+                if not journal:
+                    continue
+                replay = journal.pending()
+                try:
+                    self._replay(store, replay)
+                except TierError:
+                    store.counters.skipped += 1
+                    if store is self._home:
+                        raise
+                    continue
+                journal.done(replay)
+                if replay.overflowed or replay.gens:
+                    self._flush_l1()  # learn the new counters afresh
+        finally:
+            # Recomputed from the journals themselves, under the lock _unsettle() takes: an invalidation journaled
+            # by another thread or task while this replay ran is never forgotten.
+            with self._journal_lock:
+                self._unsettled = any(self._journals)
 
     def _settle_quietly(self) -> None:
         """:meth:`_settle` before a read; a home tier still unreachable is simply skipped by the read."""
@@ -876,10 +888,14 @@ class Engine:
         chain = self._gens.chain_names
         names = [*chain, *self._gens.store_names(missing)]
         try:  # concurrent callers needing the same counters share one read (a burst after start or a flush)
-            values, _ = self._flight.do("\x01gens\x00" + "\x00".join(names), lambda: home.get_gens(names))
+            (values, seq), _ = self._gens_flight.do(
+                "\x01gens\x00" + "\x00".join(names), lambda: self._fetch_gens(home, names)
+            )
         except TierError:
             home.counters.errors += 1
             raise
+        if seq is not None and self._gens.synced is None and not self._gens.tags and self._gens.ns is None:
+            self._gens.synced = seq  # nothing else held: everything held is current as of seq
         n = len(chain)
         self._gens.learn_chain(values[:n])
         self._gens.learn_tags(missing, values[n:])
@@ -923,11 +939,11 @@ class Engine:
         above = self._l1 is not None
         mark = self._mark(k) if above or len(self._lower) > 1 else 0
         for depth, store in enumerate(self._lower):
-            if self._unsettled and self._journals[depth]:
+            if self._journals[depth]:
                 store.counters.skipped += 1  # it missed invalidations: not trusted until they are replayed
                 continue
             try:
-                (env,) = store.get_many((k,))
+                (env,) = self._get_from(store, (k,))
             except TierError:
                 store.counters.errors += 1
                 if failed is not None:
@@ -966,7 +982,7 @@ class Engine:
                 store.counters.skipped += 1  # it missed invalidations: not trusted until they are replayed
                 continue
             try:
-                envs = store.get_many(todo)
+                envs = self._get_from(store, todo)
             except TierError:
                 store.counters.errors += 1
                 if failed is not None:
@@ -1010,6 +1026,47 @@ class Engine:
         except DecodeError:
             store.counters.errors += 1
             return MISSING
+
+    def _get_from(self, store: Store, keys: Sequence[str]) -> list[Envelope[bytes] | None]:
+        """Envelopes of ``keys`` from ``store``; from a numbering home tier, with its counters brought up to date."""
+        if store is not self._home or not self._seq_home:
+            return store.get_many(keys)
+        envs, seq = store.get_many_seq(keys)  # type: ignore[attr-defined]
+        if not self._gens.covers(seq):
+            self._resync(envs)
+        return envs  # type: ignore[no-any-return]
+
+    def _bump_gens(self, home: Store, names: list[str]) -> tuple[int, ...]:
+        """Bump counters in the shared tier; a numbered bump (Redis) moves :attr:`Generations.synced` along."""
+        if not self._seq_home:
+            return home.bump_gens(names)
+        values, seq = home.bump_gens_seq(names)  # type: ignore[attr-defined]
+        self._gens.advance((seq,))  # only if no other bump is still on its way to this process
+        return values  # type: ignore[no-any-return]
+
+    def _fetch_gens(self, home: Store, names: list[str]) -> tuple[tuple[int, ...], int | None]:
+        """Counters from the shared tier, with its bump sequence number when it numbers them (Redis)."""
+        if self._seq_home:
+            return home.get_gens_seq(names)  # type: ignore[attr-defined, no-any-return]
+        return home.get_gens(names), None
+
+    def _resync(self, envs: Sequence[Envelope[bytes] | None]) -> None:
+        """A read saw bumps this process has not heard of yet: fetch the counters its envelopes need, now.
+
+        Everything held is dropped first, so that what is held afterwards is current as of one sequence number
+        (the backplane then moves it along); counters needed later are fetched again on demand.
+        """
+        home = self._home
+        assert home is not None
+        gens = self._gens
+        tags = tuple(dict.fromkeys(t for env in envs if env is not None for t in env.tags))
+        names = [*gens.chain_names, *gens.store_names(tags)]
+        values, seq = self._fetch_gens(home, names)
+        gens.forget()
+        n = len(gens.chain_names)
+        gens.learn_chain(values[:n])
+        gens.learn_tags(tags, values[n:])
+        gens.synced = seq
 
     def _is_current(self, env: Envelope[Any]) -> bool:
         """Whether ``env``'s generations are current, fetching unknown counters from the shared tier."""

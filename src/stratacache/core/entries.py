@@ -146,10 +146,11 @@ class EntryFactory:
         check(weight)
         cap = self._l1_cap
         expires_at = env.expires_at
+        stale_until = env.stale_until
         if cap is not None and (expires_at is None or expires_at > now + cap):
             expires_at = now + cap
+            stale_until = None  # a capped copy is not served stale past its cap (the lower tier's copy may be)
         held = env.value if self._copy else value
-        stale_until = env.stale_until
         if stale_until is not None and expires_at is not None and stale_until < expires_at:
             stale_until = expires_at
         return Envelope(  # version 0: nothing reads it from L1, and a shared small int costs no memory
@@ -158,7 +159,12 @@ class EntryFactory:
 
 
 def cap_expiry(env: Envelope[Any], until: float) -> Envelope[Any]:
-    """``env`` expiring no later than ``until`` (the same object when it already does)."""
-    if env.expires_at is not None and env.expires_at <= until:
+    """``env`` living no later than ``until``, stale window included (the same object when it already does).
+
+    A capped copy is one whose coherence is only bounded by its cap (an L1 copy while the shared tier is down):
+    serving it stale past the cap would break that bound, so the stale window ends there too.
+    """
+    if env.expires_at is not None and env.expires_at <= until and (env.stale_until or 0) <= until:
         return env
-    return msgspec.structs.replace(env, expires_at=until)
+    exp = until if env.expires_at is None else min(env.expires_at, until)
+    return msgspec.structs.replace(env, expires_at=exp, stale_until=None)

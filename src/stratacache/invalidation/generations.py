@@ -35,6 +35,7 @@ class Generations:
         "namespace",
         "ns",
         "ns_name",
+        "synced",
         "tag_prefix",
         "tags",
     )
@@ -52,6 +53,9 @@ class Generations:
         self.tags: dict[str, int] = {}
         self._last: tuple[int, dict[str, int], dict[str, int]] | None = None
         self._one: tuple[int] = (-1,)
+        self.synced: int | None = None
+        """Sequence number (shared tiers that number their bumps: Redis) up to which every counter held here is
+        known to be current; ``None``: unknown. A read stamped with a later sequence must re-fetch counters."""
 
     def _sum_chain(self) -> None:
         chain = self.chain
@@ -140,8 +144,24 @@ class Generations:
         self.ns = (self.ns or 0) + 1
         self.tags.clear()
 
+    def covers(self, seq: int) -> bool:
+        """Whether every bump up to ``seq`` is reflected in the counters held here."""
+        synced = self.synced
+        return synced is not None and seq <= synced
+
+    def advance(self, seqs: tuple[int, ...] | list[int]) -> None:
+        """Bumps numbered ``seqs`` (in order) were applied here: move :attr:`synced` along while contiguous."""
+        synced = self.synced
+        if synced is None:
+            return
+        for seq in seqs:
+            if seq == synced + 1:
+                synced = seq
+        self.synced = synced
+
     def forget(self) -> None:
         """Forget everything learned (after losing track of the shared store's log); :meth:`restore` undoes it."""
+        self.synced = None
         if not self.authoritative:
             if self.ns is not None:
                 self._last = (self.ns, self.tags, self.chain)

@@ -46,6 +46,7 @@ from stratacache.tiers import redis_link
 from stratacache.tiers.redis_link import KIND_KEYS, Link
 
 if TYPE_CHECKING:
+    from collections import deque
     from collections.abc import Awaitable, Callable, Sequence
 
     from stratacache.core.envelope import Envelope
@@ -116,9 +117,40 @@ for i = 3, #ARGV do
   names[#names + 1] = ARGV[i]
   values[#values + 1] = v
 end
-redis.call('PUBLISH', ARGV[1], cmsgpack.pack({ARGV[2], 1, names, values}))
+local seq = redis.call('HINCRBY', KEYS[1], '\\0seq', 1)
+redis.call('PUBLISH', ARGV[1], cmsgpack.pack({ARGV[2], 1, names, values, seq}))
+values[#values + 1] = seq
 return values
 """
+# KEYS: data1..dataN, gens  -> {seq, env1, ..., envN}: the envelopes and the counters' sequence at one instant
+_READ: Final = """
+local out = {tonumber(redis.call('HGET', KEYS[#KEYS], '\\0seq')) or 0}
+for i = 1, #KEYS - 1 do out[#out + 1] = redis.call('GET', KEYS[i]) end
+return out
+"""
+_SEQ_FIELD: Final = "\x00seq"
+
+
+def _drain(queue: deque[tuple[int, list[str], list[int], int | None] | None], n: int) -> Changes:
+    """The next ``n`` backplane items merged into one :class:`Changes` (keys, newest counters, bump numbers)."""
+    keys: dict[str, None] = {}
+    gens: dict[str, int] = {}
+    seqs: list[int] = []
+    flush = False
+    for _ in range(n):
+        item = queue.popleft()
+        if item is None:
+            flush = True
+            continue
+        kind, names, values, seq = item
+        if kind == KIND_KEYS:
+            keys.update(dict.fromkeys(names))
+            continue
+        for name, value in zip(names, values, strict=True):
+            gens[name] = max(value, gens.get(name, 0))
+        if seq is not None:
+            seqs.append(seq)
+    return Changes(tuple(keys), gens, flush_all=flush, seqs=tuple(seqs))
 
 
 def _misconfigured(exc: BaseException) -> bool:
@@ -173,6 +205,7 @@ class AsyncRedisStore:
         self._del: Any = None
         self._bump: Any = None
         self._release: Any = None
+        self._read: Any = None
         self._poll_lock = threading.Lock()
         self._outage_flushed = False
         self._admin: Any = None  # a small synchronous client for usage(), opened on first use
@@ -200,6 +233,7 @@ class AsyncRedisStore:
             self._del = client.register_script(_DELETE)
             self._bump = client.register_script(_BUMP)
             self._release = client.register_script(_RELEASE)
+            self._read = client.register_script(_READ)
             self._client = client
         return client
 
@@ -227,6 +261,8 @@ class AsyncRedisStore:
         except redis.exceptions.MaxConnectionsError as exc:  # the server is fine; this process is saturated
             raise TierUnavailableError(f"redis: {exc} (max_connections={self.spec.max_connections})") from exc
         except _UNAVAILABLE as exc:
+            if "No connection available" in str(exc):  # the sync blocking pool's wait ran out: we are saturated
+                raise TierUnavailableError(f"redis: {exc} (max_connections={spec.max_connections})") from exc
             self._warm = False
             if _misconfigured(exc):
                 raise TierError(f"redis: {exc} (check the URL's credentials and TLS settings)") from exc
@@ -267,6 +303,9 @@ class AsyncRedisStore:
             raw = await self._call(lambda c: c.mget_nonatomic(names))
         else:
             raw = await self._call(lambda c: c.mget(names))
+        return self._decode_all(raw)
+
+    def _decode_all(self, raw: Sequence[bytes | None]) -> list[Envelope[bytes] | None]:
         out: list[Envelope[bytes] | None] = []
         for data in raw:
             if data is None:
@@ -390,11 +429,34 @@ class AsyncRedisStore:
 
     async def get_gens(self, names: Sequence[str]) -> tuple[int, ...]:
         """Current generation counters (0 when never bumped): one HMGET."""
-        fields = list(names)
+        return (await self.get_gens_seq(names))[0]
+
+    async def get_gens_seq(self, names: Sequence[str]) -> tuple[tuple[int, ...], int]:
+        """Counters and the counters' sequence number (bumps so far) read at one instant: one HMGET."""
+        fields = [*names, _SEQ_FIELD]
         values = await self._call(lambda c: c.hmget(self._gens_key, fields))
-        return tuple(int(v) if v is not None else 0 for v in values)
+        out = tuple(int(v) if v is not None else 0 for v in values)
+        return out[:-1], out[-1]
+
+    async def get_many_seq(self, keys: Sequence[str]) -> tuple[list[Envelope[bytes] | None], int]:
+        """:meth:`get_many` plus the counters' sequence number when the envelopes were read.
+
+        One script on a single server (the two are read at the same instant); on a Cluster, where the counters
+        live in another slot, the sequence is read first, then the envelopes: a bump in between is concurrent
+        with the read, which may be ordered before it.
+        """
+        names = [self._keys(k)[0] for k in keys]
+        if self._cluster:
+            seq = await self._call(lambda c: c.hget(self._gens_key, _SEQ_FIELD))
+            return await self.get_many(keys), int(seq or 0)
+        raw = await self._call(self._script("_read", [*names, self._gens_key], []))
+        return self._decode_all(raw[1:]), int(raw[0])
 
     async def bump_gens(self, names: Sequence[str]) -> tuple[int, ...]:
+        """Advance counters atomically and announce the new values on the backplane (see :meth:`bump_gens_seq`)."""
+        return (await self.bump_gens_seq(names))[0]
+
+    async def bump_gens_seq(self, names: Sequence[str]) -> tuple[tuple[int, ...], int]:
         """Advance counters atomically and announce the new values on the backplane.
 
         A counter moves to ``max(current + 1, server time in ms)``: after the server lost its data (a restart
@@ -403,7 +465,8 @@ class AsyncRedisStore:
         """
         args = [self._channel, self.origin, *names]
         values = await self._call(lambda c: self._bump(keys=[self._gens_key], args=args, client=c))
-        return tuple(int(v) for v in values)
+        out = tuple(int(v) for v in values)
+        return out[:-1], out[-1]
 
     def poll(self, apply: Callable[[Changes], None]) -> None:
         """Hand other processes' changes to ``apply``.
@@ -428,22 +491,9 @@ class AsyncRedisStore:
             n = len(queue)
             if not n:
                 return
-            keys: dict[str, None] = {}
-            gens: dict[str, int] = {}
-            flush = False
-            for _ in range(n):
-                item = queue.popleft()
-                if item is None:
-                    flush = True
-                    continue
-                kind, names, values = item
-                if kind == KIND_KEYS:
-                    keys.update(dict.fromkeys(names))
-                else:
-                    for name, value in zip(names, values, strict=True):
-                        gens[name] = max(value, gens.get(name, 0))
+            changes = _drain(queue, n)
             try:
-                apply(Changes(tuple(keys), gens, flush_all=flush))
+                apply(changes)
             finally:
                 link.pending -= n
 

@@ -43,6 +43,7 @@ log = logging.getLogger("stratacache.redis")
 KIND_KEYS: Final = 0
 KIND_GENS: Final = 1
 FLUSH: Final = None  # a queue item meaning "flush the whole L1"
+MAX_QUEUE: Final = 10_000  # items held for a cache that does not poll; beyond, a single flush stands for them
 
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder()
@@ -53,12 +54,16 @@ def encode_keys_message(origin: str, keys: list[str]) -> bytes:
     return _encoder.encode([origin, KIND_KEYS, keys, []])
 
 
-def decode_message(data: bytes) -> tuple[str, int, list[str], list[int]]:
-    """``(origin, kind, names, values)`` of a message; raises ``ValueError`` when it is not one of ours."""
+def decode_message(data: bytes) -> tuple[str, int, list[str], list[int], int | None]:
+    """``(origin, kind, names, values, seq)`` of a message; ``ValueError`` when it is not one of ours.
+
+    ``seq`` is the counters' sequence number after a generation bump (``None`` for key messages).
+    """
     try:
-        origin, kind, names, values = _decoder.decode(data)
+        origin, kind, names, values, *rest = _decoder.decode(data)
     except (msgspec.DecodeError, TypeError, ValueError) as exc:
         raise ValueError(f"not a stratacache backplane message: {exc}") from exc
+    seq = rest[0] if rest and isinstance(rest[0], int) else None
     if not isinstance(origin, str) or kind not in {KIND_KEYS, KIND_GENS} or not isinstance(names, list):
         raise ValueError("not a stratacache backplane message")
     names = [n.decode("utf-8", "surrogatepass") if isinstance(n, bytes) else n for n in names]
@@ -66,7 +71,7 @@ def decode_message(data: bytes) -> tuple[str, int, list[str], list[int]]:
         raise ValueError("not a stratacache backplane message")
     if kind == KIND_GENS and len(values) != len(names):
         raise ValueError("generation message with mismatched names and values")
-    return origin, kind, names, values
+    return origin, kind, names, values, seq
 
 
 class Link:
@@ -84,7 +89,7 @@ class Link:
         self._channel = channel
         self._origin = origin
         self._heartbeat = heartbeat
-        self.queue: deque[tuple[int, list[str], list[int]] | None] = deque()
+        self.queue: deque[tuple[int, list[str], list[int], int | None] | None] = deque()
         self.pending = 0
         """Queued items not yet applied by ``poll`` (incremented before an item is queued)."""
         self.lost = True
@@ -106,7 +111,11 @@ class Link:
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(self._heartbeat + 1.0)
 
-    def _push(self, item: tuple[int, list[str], list[int]] | None) -> None:
+    def _push(self, item: tuple[int, list[str], list[int], int | None] | None) -> None:
+        if self.pending >= MAX_QUEUE and item is not FLUSH:
+            item = FLUSH  # nobody is polling (an idle cache): past the bound, one flush stands for the rest
+            if self.queue and self.queue[-1] is FLUSH:
+                return
         self.pending += 1
         self.queue.append(item)
 
@@ -174,15 +183,15 @@ class Link:
         if not isinstance(data, bytes):
             return
         try:
-            origin, kind, names, values = decode_message(data)
+            origin, kind, names, values, seq = decode_message(data)
         except ValueError:
             log.warning("stratacache backplane: unreadable message on %s; flushing L1", self._channel)
             self._push(FLUSH)
             return
-        if origin == self._origin:
-            return
+        if origin == self._origin and kind == KIND_KEYS:
+            return  # our own writes: our L1 already has them (our own bumps still advance the sequence)
         self.received += 1
-        self._push((kind, names, values))
+        self._push((kind, names, values, seq))
 
 
 def connect_sync(spec: RedisTier, *, listen: bool = True) -> redis.Redis:
