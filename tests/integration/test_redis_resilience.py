@@ -399,3 +399,17 @@ def test_delete_matching_pages_through_scan_and_tells_other_processes(redis_url:
         assert a.delete_matching("user:*", page=50) == 250
         _wait_until(lambda: b.get("user:5") is None, "b to drop its L1 copy")
         assert b.get("order:1") == 1
+
+
+def test_another_processes_tag_bump_is_seen_by_the_very_next_l2_read(redis_url: str, prefix: str) -> None:
+    """No waiting for the backplane: an L2 read checks the counters' sequence in the same round trip."""
+    reader = Cache(_tier(redis_url, prefix), namespace="app")  # no L1: every read is an L2 read
+    writer = Cache(_tier(redis_url, prefix), namespace="app")
+    stale = 0
+    with reader, writer:
+        for i in range(200):
+            reader.set(f"k{i}", i, tags=[f"t{i}"])
+            assert reader.get(f"k{i}") == i  # the reader now holds the tag's counter
+            writer.invalidate_tags(f"t{i}")  # another process; its message may still be on the way
+            stale += reader.get(f"k{i}") is not None
+    assert stale == 0
