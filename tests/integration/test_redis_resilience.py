@@ -413,3 +413,19 @@ def test_another_processes_tag_bump_is_seen_by_the_very_next_l2_read(redis_url: 
             writer.invalidate_tags(f"t{i}")  # another process; its message may still be on the way
             stale += reader.get(f"k{i}") is not None
     assert stale == 0
+
+
+def test_entries_invalidated_before_the_counters_were_lost_stay_invalid(redis_server: RedisServer, prefix: str) -> None:
+    """The counters' hash lost (eviction, FLUSHDB, DEL) must not bring back what was invalidated before."""
+    with Cache(_tier(redis_server.url, prefix, backplane=False), namespace="app") as writer:
+        writer.set("k", "old", tags=["t"])  # stamped with the tag's counter as never bumped
+        writer.invalidate_tags("t")
+        writer.set("j", "kept")
+        admin = redis_server.client()
+        try:
+            admin.delete(f"{prefix}gens")  # every counter gone
+        finally:
+            admin.close()
+    with Cache(_tier(redis_server.url, prefix, backplane=False), namespace="app") as fresh:
+        assert fresh.get("k") is None  # not resurrected
+        assert fresh.get("j") is None  # (the loss invalidates everything: coarse, never stale)

@@ -108,13 +108,30 @@ _RELEASE: Final = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-# KEYS: gens hash  ARGV: channel, origin, name1, name2, ...  -> new values: max(current + 1, server time in ms)
-_BUMP: Final = """
+# The counters' hash is born with an epoch (server time in ms): a counter never bumped reads as the epoch, and
+# the bump sequence starts at epoch * 1000. If the hash is lost (eviction, FLUSHDB, a restart without persistence)
+# it is born again with a later epoch, so no envelope stamped before the loss can match a counter read after it.
+_EPOCH: Final = """
+local function epoch(k)
+  local e = redis.call('HGET', k, '\\0epoch')
+  if not e then
+    local t = redis.call('TIME')
+    e = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
+    redis.call('HSET', k, '\\0epoch', e, '\\0seq', e .. '000')
+  end
+  return tonumber(e)
+end
+"""
+# KEYS: gens hash  ARGV: channel, origin, name1, name2, ...  -> new values, then the bump's sequence number
+_BUMP: Final = (
+    _EPOCH
+    + """
+local base = epoch(KEYS[1])
 local t = redis.call('TIME')
 local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
 local names, values = {}, {}
 for i = 3, #ARGV do
-  local v = math.max((tonumber(redis.call('HGET', KEYS[1], ARGV[i])) or 0) + 1, now)
+  local v = math.max((tonumber(redis.call('HGET', KEYS[1], ARGV[i])) or base) + 1, now)
   redis.call('HSET', KEYS[1], ARGV[i], string.format('%d', v))
   names[#names + 1] = ARGV[i]
   values[#values + 1] = v
@@ -124,13 +141,27 @@ redis.call('PUBLISH', ARGV[1], cmsgpack.pack({ARGV[2], 1, names, values, seq}))
 values[#values + 1] = seq
 return values
 """
+)
+# KEYS: gens hash  ARGV: names  -> {seq, value1, ...}: counters (the epoch for one never bumped) at one instant
+_GENS: Final = (
+    _EPOCH
+    + """
+local base = epoch(KEYS[1])
+local out = {tonumber(redis.call('HGET', KEYS[1], '\\0seq'))}
+for i = 1, #ARGV do out[#out + 1] = tonumber(redis.call('HGET', KEYS[1], ARGV[i])) or base end
+return out
+"""
+)
 # KEYS: data1..dataN, gens  -> {seq, env1, ..., envN}: the envelopes and the counters' sequence at one instant
-_READ: Final = """
-local out = {tonumber(redis.call('HGET', KEYS[#KEYS], '\\0seq')) or 0}
+_READ: Final = (
+    _EPOCH
+    + """
+epoch(KEYS[#KEYS])
+local out = {tonumber(redis.call('HGET', KEYS[#KEYS], '\\0seq'))}
 for i = 1, #KEYS - 1 do out[#out + 1] = redis.call('GET', KEYS[i]) end
 return out
 """
-_SEQ_FIELD: Final = "\x00seq"
+)
 
 
 def _drain(queue: deque[tuple[int, list[str], list[int], int | None] | None], n: int) -> Changes:
@@ -208,6 +239,7 @@ class RedisStore:
         self._bump: Any = None
         self._release: Any = None
         self._read: Any = None
+        self._gens_script: Any = None
         self._poll_lock = threading.Lock()
         self._outage_flushed = False
         self._admin: Any = None  # a small synchronous client for usage(), opened on first use
@@ -236,6 +268,7 @@ class RedisStore:
             self._bump = client.register_script(_BUMP)
             self._release = client.register_script(_RELEASE)
             self._read = client.register_script(_READ)
+            self._gens_script = client.register_script(_GENS)
             self._client = client
         return client
 
@@ -434,11 +467,13 @@ class RedisStore:
         return (self.get_gens_seq(names))[0]
 
     def get_gens_seq(self, names: Sequence[str]) -> tuple[tuple[int, ...], int]:
-        """Counters and the counters' sequence number (bumps so far) read at one instant: one HMGET."""
-        fields = [*names, _SEQ_FIELD]
-        values = self._call(lambda c: c.hmget(self._gens_key, fields))
-        out = tuple(int(v) if v is not None else 0 for v in values)
-        return out[:-1], out[-1]
+        """Counters and the counters' sequence number (bumps so far) read at one instant: one script.
+
+        A counter never bumped reads as the hash's epoch (see ``_EPOCH``), never as 0.
+        """
+        out = self._call(self._script("_gens_script", [self._gens_key], list(names)))
+        values = tuple(int(v) for v in out)
+        return values[1:], values[0]
 
     def get_many_seq(self, keys: Sequence[str]) -> tuple[list[Envelope[bytes] | None], int]:
         """:meth:`get_many` plus the counters' sequence number when the envelopes were read.
@@ -449,8 +484,8 @@ class RedisStore:
         """
         names = [self._keys(k)[0] for k in keys]
         if self._cluster:
-            seq = self._call(lambda c: c.hget(self._gens_key, _SEQ_FIELD))
-            return self.get_many(keys), int(seq or 0)
+            _, seq = self.get_gens_seq(())
+            return self.get_many(keys), seq
         raw = self._call(self._script("_read", [*names, self._gens_key], []))
         return self._decode_all(raw[1:]), int(raw[0])
 
