@@ -239,6 +239,7 @@ class AsyncRedisStore:
         self._read: Any = None
         self._gens_script: Any = None
         self._poll_lock = threading.Lock()
+        self._subscriptions = 0  # the link subscriptions this store has reacted to
         self._outage_flushed = False
         self._admin: Any = None  # a small synchronous client for usage(), opened on first use
         self._link: Link | None = None
@@ -279,6 +280,12 @@ class AsyncRedisStore:
         """
         breaker = self.breaker
         spec = self.spec
+        link = self._link
+        if link is not None and link.subscriptions != self._subscriptions:
+            # The backplane just resubscribed: the server answers again. Close the breaker now rather than after
+            # its open_for, so journaled invalidations are replayed as early as other processes may read.
+            self._subscriptions = link.subscriptions
+            breaker.reset()
         if not breaker.allow(self._monotonic()):
             self._counters.skipped += 1
             raise TierUnavailableError("redis: circuit breaker open")

@@ -96,6 +96,8 @@ class Link:
         """True until the first subscription is confirmed, and from a loss until the next one."""
         self.losses = 0
         self.received = 0
+        self.subscriptions = 0
+        """Successful subscriptions so far (the first one, then one per recovery)."""
         self._stop = threading.Event()
         self._ready = threading.Event()
         self._thread = threading.Thread(target=self._run, name="stratacache-backplane", daemon=True)
@@ -151,6 +153,7 @@ class Link:
                     raise TimeoutError("no subscription confirmation")
             # Anything published while unsubscribed is gone: flush once, then trust the messages that follow.
             self._push(FLUSH)
+            self.subscriptions += 1  # the server answers again: the data path may skip its breaker's wait
             self.lost = False
             self._ready.set()
             self._listen(pubsub)
