@@ -342,7 +342,7 @@ def test_wrong_credentials_raise_on_every_write_and_never_open_the_breaker(
 def test_error_replies_are_errors_not_outages(redis_server: RedisServer, prefix: str) -> None:
     admin = redis_server.client()
     try:
-        admin.set(f"{prefix}gens", "not a hash")  # every counter operation now gets WRONGTYPE
+        admin.set(f"{prefix}{{g}}gens", "not a hash")  # every counter operation now gets WRONGTYPE
         with Cache(_tier(redis_server.url, prefix, backplane=False)) as cache:
             for _ in range(10):
                 with pytest.raises(TierError):
@@ -374,7 +374,7 @@ def test_generations_stay_ahead_of_a_lost_hash(redis_server: RedisServer, prefix
         (first,) = store.bump_gens(["app\x1ft"])
         admin = redis_server.client()
         try:
-            admin.delete(f"{prefix}gens")
+            admin.delete(f"{prefix}{{g}}gens", f"{prefix}{{g}}seq")
         finally:
             admin.close()
         (second,) = store.bump_gens(["app\x1ft"])
@@ -423,7 +423,7 @@ def test_entries_invalidated_before_the_counters_were_lost_stay_invalid(redis_se
         writer.set("j", "kept")
         admin = redis_server.client()
         try:
-            admin.delete(f"{prefix}gens")  # every counter gone
+            admin.delete(f"{prefix}{{g}}gens", f"{prefix}{{g}}seq")  # every counter gone
         finally:
             admin.close()
     with Cache(_tier(redis_server.url, prefix, backplane=False), namespace="app") as fresh:

@@ -8,7 +8,8 @@ Layout (``docs/redis.md``), with ``P`` the tier's prefix (``sc:`` by default) an
 - ``P{k}f``: the key's fill lease (fence): a random token set before a loader runs; a write or delete of ``k``
   deletes it, and a fill stores only while its token is still there (memcache's leases). ``{k}`` is a hash tag,
   so a key and its lease share a Cluster slot and every script touches one slot.
-- ``Pgens``: one hash of namespace and tag generation counters (HINCRBY to invalidate, HMGET to read).
+- ``P{g}gens``: one hash of namespace and tag generation counters, born with an epoch; ``P{g}seq``: the number of
+  the last bump, read with the envelopes so that a read never trusts counters older than itself.
 - ``Pbp``: the backplane channel; writes, deletes and bumps publish ``[origin, kind, names, values]`` from the
   same script that changed the data, so a subscriber never sees a change before it happened.
 
@@ -108,27 +109,35 @@ _RELEASE: Final = """
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
 return 0
 """
-# The counters' hash is born with an epoch (server time in ms): a counter never bumped reads as the epoch, and
-# the bump sequence starts at epoch * 1000. If the hash is lost (eviction, FLUSHDB, a restart without persistence)
-# it is born again with a later epoch, so no envelope stamped before the loss can match a counter read after it.
+# The counters' hash is born with an epoch (server time in ms): a counter never bumped reads as the epoch. If the
+# hash is lost (eviction, FLUSHDB, a restart without persistence) it is born again with a later epoch, so no
+# envelope stamped before the loss can match a counter read after it. The bump sequence lives in its own string
+# key, so that a read fetches it with the envelopes in one plain MGET; it starts at server time in µs when missing
+# (above every number handed out before, at fewer than a thousand bumps a millisecond).
 _EPOCH: Final = """
+local function now_ms()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
 local function epoch(k)
   local e = redis.call('HGET', k, '\\0epoch')
   if not e then
-    local t = redis.call('TIME')
-    e = string.format('%d', tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000))
-    redis.call('HSET', k, '\\0epoch', e, '\\0seq', e .. '000')
+    e = string.format('%d', now_ms())
+    redis.call('HSET', k, '\\0epoch', e)
   end
   return tonumber(e)
 end
+local function ensure_seq(k)
+  if redis.call('EXISTS', k) == 0 then redis.call('SET', k, string.format('%d', now_ms() * 1000)) end
+end
 """
-# KEYS: gens hash  ARGV: channel, origin, name1, name2, ...  -> new values, then the bump's sequence number
+# KEYS: gens hash, seq  ARGV: channel, origin, name1, name2, ...  -> new values, then the bump's sequence number
 _BUMP: Final = (
     _EPOCH
     + """
 local base = epoch(KEYS[1])
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+ensure_seq(KEYS[2])
+local now = now_ms()
 local names, values = {}, {}
 for i = 3, #ARGV do
   local v = math.max((tonumber(redis.call('HGET', KEYS[1], ARGV[i])) or base) + 1, now)
@@ -136,29 +145,20 @@ for i = 3, #ARGV do
   names[#names + 1] = ARGV[i]
   values[#values + 1] = v
 end
-local seq = redis.call('HINCRBY', KEYS[1], '\\0seq', 1)
+local seq = redis.call('INCR', KEYS[2])
 redis.call('PUBLISH', ARGV[1], cmsgpack.pack({ARGV[2], 1, names, values, seq}))
 values[#values + 1] = seq
 return values
 """
 )
-# KEYS: gens hash  ARGV: names  -> {seq, value1, ...}: counters (the epoch for one never bumped) at one instant
+# KEYS: gens hash, seq  ARGV: names  -> {seq, value1, ...}: counters (the epoch for one never bumped) at one instant
 _GENS: Final = (
     _EPOCH
     + """
 local base = epoch(KEYS[1])
-local out = {tonumber(redis.call('HGET', KEYS[1], '\\0seq'))}
+ensure_seq(KEYS[2])
+local out = {tonumber(redis.call('GET', KEYS[2]))}
 for i = 1, #ARGV do out[#out + 1] = tonumber(redis.call('HGET', KEYS[1], ARGV[i])) or base end
-return out
-"""
-)
-# KEYS: data1..dataN, gens  -> {seq, env1, ..., envN}: the envelopes and the counters' sequence at one instant
-_READ: Final = (
-    _EPOCH
-    + """
-epoch(KEYS[#KEYS])
-local out = {tonumber(redis.call('HGET', KEYS[#KEYS], '\\0seq'))}
-for i = 1, #KEYS - 1 do out[#out + 1] = redis.call('GET', KEYS[i]) end
 return out
 """
 )
@@ -223,7 +223,8 @@ class RedisStore:
         self._now = now
         self._monotonic = monotonic
         self._prefix = spec.prefix
-        self._gens_key = spec.prefix + "gens"
+        self._gens_key = spec.prefix + "{g}gens"  # one slot for the counters and their sequence (bump script)
+        self._seq_key = spec.prefix + "{g}seq"
         self._channel = spec.prefix + "bp"
         self.origin = uuid.uuid4().hex
         self._counters = TierCounters()
@@ -238,7 +239,6 @@ class RedisStore:
         self._del: Any = None
         self._bump: Any = None
         self._release: Any = None
-        self._read: Any = None
         self._gens_script: Any = None
         self._poll_lock = threading.Lock()
         self._subscriptions = 0  # the link subscriptions this store has reacted to
@@ -268,7 +268,6 @@ class RedisStore:
             self._del = client.register_script(_DELETE)
             self._bump = client.register_script(_BUMP)
             self._release = client.register_script(_RELEASE)
-            self._read = client.register_script(_READ)
             self._gens_script = client.register_script(_GENS)
             self._client = client
         return client
@@ -478,22 +477,26 @@ class RedisStore:
 
         A counter never bumped reads as the hash's epoch (see ``_EPOCH``), never as 0.
         """
-        out = self._call(self._script("_gens_script", [self._gens_key], list(names)))
+        out = self._call(self._script("_gens_script", [self._gens_key, self._seq_key], list(names)))
         values = tuple(int(v) for v in out)
         return values[1:], values[0]
 
     def get_many_seq(self, keys: Sequence[str]) -> tuple[list[Envelope[bytes] | None], int]:
         """:meth:`get_many` plus the counters' sequence number when the envelopes were read.
 
-        One script on a single server (the two are read at the same instant); on a Cluster, where the counters
-        live in another slot, the sequence is read first, then the envelopes: a bump in between is concurrent
-        with the read, which may be ordered before it.
+        One ``MGET`` of the sequence key and the envelopes on a single server (read at the same instant); on a
+        Cluster, where the sequence lives in another slot, the sequence is read first, then the envelopes: a bump
+        in between is concurrent with the read, which may be ordered before it.
         """
         names = [self._keys(k)[0] for k in keys]
         if self._cluster:
             _, seq = self.get_gens_seq(())
             return self.get_many(keys), seq
-        raw = self._call(self._script("_read", [*names, self._gens_key], []))
+        seq_key = self._seq_key
+        raw = self._call(lambda c: c.mget([seq_key, *names]))
+        if raw[0] is None:  # no sequence (first use, or lost): the counters script creates it
+            _, seq = self.get_gens_seq(())
+            return self._decode_all(raw[1:]), seq
         return self._decode_all(raw[1:]), int(raw[0])
 
     def bump_gens(self, names: Sequence[str]) -> tuple[int, ...]:
@@ -508,7 +511,8 @@ class RedisStore:
         before, so an entry stamped with an old value can never become current again.
         """
         args = [self._channel, self.origin, *names]
-        values = self._call(lambda c: self._bump(keys=[self._gens_key], args=args, client=c))
+        keys = [self._gens_key, self._seq_key]
+        values = self._call(lambda c: self._bump(keys=keys, args=args, client=c))
         out = tuple(int(v) for v in values)
         return out[:-1], out[-1]
 
