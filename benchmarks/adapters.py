@@ -171,18 +171,18 @@ class Stratacache(Adapter):
         c = sc.AsyncCache(self._memory(), namespace="bench-adeco", ttl=TTL)
         return Deco(f"AsyncCache(MemoryTier).cached(ttl={TTL})", c.cached(ttl=TTL)(fn), c.close)
 
-    def redis(self, url: str, *, backplane: bool = False) -> RedisKV:
+    def redis(self, url: str, *, backplane: bool = False, strict_reads: bool = True) -> RedisKV:
         """A cache with the Redis tier only (no L1): every get is an L2 hit through the engine."""
         sc = self.mods["stratacache"]
-        namespace = "bench-redis-bp" if backplane else "bench-redis"
-        c = sc.Cache(sc.RedisTier(url, backplane=backplane), namespace=namespace, ttl=TTL)
+        namespace = f"bench-redis-{int(backplane)}{int(strict_reads)}"
+        c = sc.Cache(sc.RedisTier(url, backplane=backplane, strict_reads=strict_reads), namespace=namespace, ttl=TTL)
 
         def read_many(keys: list[Any]) -> list[Any]:
             found = c.get_many(keys)
             return [found.get(k) for k in keys]
 
         return RedisKV(
-            label=f"Cache(RedisTier(url, backplane={backplane})), no L1, ttl={TTL}",
+            label=f"Cache(RedisTier(url, backplane={backplane}, strict_reads={strict_reads})), no L1, ttl={TTL}",
             get=c.get,
             set=c.set,
             read=c.get,

@@ -61,6 +61,7 @@ OPS = {
 REDIS_OPS: dict[str, tuple[tuple[str, ...], bool, str]] = {
     "get-hit sync": (REDIS_SYNC_PEERS, True, "get"),
     "get-hit sync, backplane on": (("redis-py", "stratacache"), True, "get"),
+    "get-hit sync, strict_reads off": (("redis-py", "stratacache"), True, "get"),
     "get_many 100 sync": (REDIS_SYNC_PEERS, True, "get_many"),
     "set sync": (REDIS_SYNC_PEERS, True, "set"),
     "get-hit async": (REDIS_ASYNC_PEERS, False, "get"),
@@ -267,10 +268,11 @@ def _redis_cases(ctx: Context) -> None:
     batches = [order[i : i + BATCH] for i in range(0, len(order), BATCH)]
     sample = order[:CHECK_SAMPLE]
     loop = ctx.loop
-    stores: dict[tuple[str, bool, bool], RedisKV | str] = {}
+    stores: dict[tuple[str, bool, str], RedisKV | str] = {}
 
-    def store(name: str, *, sync: bool, backplane: bool) -> RedisKV | str:
-        """The library's store, built and pre-filled once per (sync, backplane), or why it could not be."""
+    def store(name: str, *, sync: bool, variant: str) -> RedisKV | str:
+        """The library's store, built and pre-filled once per (sync, variant), or why it could not be."""
+        backplane = variant
         if (name, sync, backplane) not in stores:
             a = ctx.adapter(name)
             if isinstance(a, str):
@@ -278,7 +280,10 @@ def _redis_cases(ctx: Context) -> None:
                 return a
             url = f"redis://{servers.HOST}:{server.port}/{REDIS_DBS[name]}"
             try:
-                options = {"backplane": True} if backplane else {}  # stratacache's only
+                options = {  # stratacache's only
+                    "backplane on": {"backplane": True},
+                    "strict_reads off": {"strict_reads": False},
+                }.get(variant, {})
                 kv = a.redis(url, **options) if sync else a.aredis(url)
                 ctx.closers.append(kv.close)
                 filled = kv.prefill(list(values.items()))
@@ -293,7 +298,8 @@ def _redis_cases(ctx: Context) -> None:
 
     for op, case in plan:
         _, sync, call = REDIS_OPS[op]
-        kv = store(case.impl, sync=sync, backplane=op.endswith("backplane on") and case.impl == "stratacache")
+        variant = op.partition(", ")[2] if case.impl == "stratacache" else ""
+        kv = store(case.impl, sync=sync, variant=variant)
         if isinstance(kv, str):
             if kv.startswith("not installed"):
                 case.status, case.detail = "not installed", kv

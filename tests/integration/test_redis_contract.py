@@ -47,3 +47,13 @@ class TestFromURL(_OnRedis):
             "memory://?max_entries=1000&max_bytes=4MiB",
             f"{self.url}?prefix={_prefix()}&timeout=2&connect_timeout=2&max_value_bytes=1MiB",
         )
+
+
+class TestMemoryOverRedisRelaxedReads(_OnRedis):
+    """``strict_reads=False``: L2 reads trust the counters the backplane keeps fresh; the same contract holds."""
+
+    def tiers(self, tmp_path: Path) -> tuple[MemoryTier | RedisTier, ...]:
+        spec = RedisTier(
+            self.url, prefix=_prefix(), timeout=2.0, connect_timeout=2.0, max_value_bytes="1MiB", strict_reads=False
+        )
+        return (MemoryTier(max_entries=1000, max_bytes="4MiB"), spec)

@@ -122,3 +122,10 @@ def test_repr_masks_passwords_in_every_url() -> None:
     assert "s3cret" not in text
     assert "app:***@h:6379" in text
     assert "timeout=0.2" in text
+
+
+def test_strict_reads_is_on_by_default_and_settable() -> None:
+    assert RedisTier("redis://h/0").strict_reads is True
+    assert RedisTier.from_url("redis://h/0?strict_reads=false").strict_reads is False
+    with pytest.raises(ConfigError):
+        RedisTier("redis://h/0", strict_reads="no")  # type: ignore[arg-type]

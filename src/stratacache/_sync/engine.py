@@ -176,7 +176,7 @@ class Engine:
         self._leases = home if home is not None and getattr(home, "supports_leases", False) else None
         # A home tier that numbers its bumps lets every read check, in the same round trip, that no bump has been
         # missed: reads from it are never validated against counters older than the read (Redis).
-        self._seq_home = home is not None and callable(getattr(home, "get_many_seq", None))
+        self._seq_home = home is not None and bool(getattr(home, "strict_reads", False))
         self._lease_ttl: float = float(getattr(home, "lease_ttl", 30.0))
         caps = [cap for s in self._lower if (cap := getattr(s, "outage_ttl", None)) is not None]
         self._outage_ttl: float = min(caps, default=_OUTAGE_L1_TTL)

@@ -220,6 +220,7 @@ class RedisStore:
         self.max_bytes: int | None = int(spec.max_value_bytes)
         self.outage_ttl: float | None = spec.outage_l1_ttl
         self.lease_ttl = spec.lease_ttl
+        self.strict_reads = spec.strict_reads
         self._now = now
         self._monotonic = monotonic
         self._prefix = spec.prefix

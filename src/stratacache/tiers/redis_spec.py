@@ -129,6 +129,10 @@ class RedisTier(TierSpec):
         lease_ttl: lifetime of a fill's lease (fence): a load slower than this is served but not stored.
         outage_l1_ttl: while this tier is unreachable, L1 copies live at most this long.
         max_value_bytes: largest stored entry; bigger values raise ``ValueTooLargeError`` at ``set``.
+        strict_reads: every read fetches the bump sequence with the envelopes (one ``MGET`` of one more key), so
+            another process's ``invalidate_tags``/``clear`` is seen by the very next read from Redis. ``False``
+            reads with a plain ``GET`` and trusts the counters the backplane keeps fresh: such a bump is then seen
+            after its message arrives (a few ms; the L1's bound anyway), for ~10% less latency per L2 hit.
         ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs: TLS (``rediss://``); verification is on unless
             ``ssl_cert_reqs="none"``.
 
@@ -157,6 +161,7 @@ class RedisTier(TierSpec):
     ssl_keyfile: str | None = None
     ssl_cert_reqs: str = "required"
     backplane_url: str | None = None
+    strict_reads: bool = True
     # derived from url (not arguments)
     kind: str = field(init=False, default="")
     hosts: tuple[tuple[str, int], ...] = field(init=False, default=())
@@ -212,8 +217,9 @@ class RedisTier(TierSpec):
             setattr_(self, name, _float_option(name, getattr(self, name)))
         for name in _INTS:
             setattr_(self, name, _int_option(name, getattr(self, name)))
-        if not isinstance(self.backplane, bool):
-            raise ConfigError(f"backplane must be a bool, got {self.backplane!r}")
+        for flag in ("backplane", "strict_reads"):
+            if not isinstance(getattr(self, flag), bool):
+                raise ConfigError(f"{flag} must be a bool, got {getattr(self, flag)!r}")
         setattr_(self, "max_value_bytes", parse_size(self.max_value_bytes, what="max_value_bytes"))
         if self.backplane_url is not None and not isinstance(self.backplane_url, str):
             raise ConfigError(f"backplane_url must be a Redis URL, got {self.backplane_url!r}")
@@ -246,14 +252,14 @@ class RedisTier(TierSpec):
         """Build from a URL whose query string may set any option, e.g. ``redis://h:6379/0?timeout=0.05``."""
         parsed = parse_tier_url(url) if isinstance(url, str) else url
         kwargs: dict[str, Any] = {}
-        allowed = {*_FLOATS, *_INTS, "prefix", "backplane", "max_value_bytes", "db"}
+        allowed = {*_FLOATS, *_INTS, "prefix", "backplane", "strict_reads", "max_value_bytes", "db"}
         allowed |= {"ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "backplane_url"}
         for key, value in parsed.params.items():
             if key not in allowed:
                 raise ConfigError(
                     f"unknown parameter {key!r} for {parsed.scheme}:// (allowed: {', '.join(sorted(allowed))})"
                 )
-            if key == "backplane":
+            if key in {"backplane", "strict_reads"}:
                 kwargs[key] = parse_bool(value, what=key)
             elif key != "db":
                 kwargs[key] = value
