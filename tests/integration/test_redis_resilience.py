@@ -429,3 +429,29 @@ def test_entries_invalidated_before_the_counters_were_lost_stay_invalid(redis_se
     with Cache(_tier(redis_server.url, prefix, backplane=False), namespace="app") as fresh:
         assert fresh.get("k") is None  # not resurrected
         assert fresh.get("j") is None  # (the loss invalidates everything: coarse, never stale)
+
+
+def test_after_an_outage_a_reader_never_sees_what_a_writer_deleted_meanwhile(
+    private_redis: RedisServer, prefix: str
+) -> None:
+    """The writer's delete is journaled while Redis is paused; when Redis answers again, the reader may reach it
+    before the writer replays: entries written before the outage are not trusted until replays are due."""
+    opts: dict[str, Any] = {"timeout": 0.1, "connect_timeout": 0.2, "breaker_failures": 1, "heartbeat": 0.2}
+    writer = Cache(_tier(private_redis.url, prefix, **opts), namespace="app")
+    reader = Cache(MemoryTier(), _tier(private_redis.url, prefix, **opts), namespace="app")
+    with writer, reader:
+        writer.set("k", "old")
+        assert reader.get("k") == "old"
+        private_redis.pause()
+        try:
+            writer.delete("k")  # journaled: Redis does not answer
+            link = reader._lower[0]._link  # type: ignore[attr-defined]
+            _wait_until(lambda: reader.get("k") is None and link.lost, "the reader to be in outage mode")
+        finally:
+            private_redis.resume()
+        seen: set[Any] = set()
+        deadline = time.monotonic() + 1.5  # past the writer's replay
+        while time.monotonic() < deadline:
+            seen.add(reader.get("k"))
+        assert "old" not in seen
+        assert reader.get("k") is None  # the delete reached Redis

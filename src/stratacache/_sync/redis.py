@@ -244,6 +244,13 @@ class RedisStore:
         self._poll_lock = threading.Lock()
         self._subscriptions = 0  # the link subscriptions this store has reacted to
         self._outage_flushed = False
+        self._failing_since: float | None = None  # wall time of the first failure of the current streak
+        self._opened_seen = 0  # breaker openings already followed by a distrust window
+        self.distrust_before = 0.0
+        self.distrust_until = 0.0
+        """After an outage, until this time, entries written before the outage began are misses: another process
+        may hold journaled invalidations of them that it has not replayed yet (it reconnects and replays within a
+        heartbeat and a settle interval of the server's return)."""
         self._admin: Any = None  # a small synchronous client for usage(), opened on first use
         self._link: Link | None = None
         if spec.backplane:
@@ -296,7 +303,7 @@ class RedisStore:
             result = within(op(self._connected()), deadline)
         except _TIMEOUTS as exc:
             self._warm = False
-            breaker.failure(self._monotonic())
+            self._failed()
             raise TierTimeoutError(
                 f"redis: {str(exc) or 'timed out'} (timeout={spec.timeout} s, connect_timeout={spec.connect_timeout} s)"
             ) from exc
@@ -308,13 +315,33 @@ class RedisStore:
             self._warm = False
             if _misconfigured(exc):
                 raise TierError(f"redis: {exc} (check the URL's credentials and TLS settings)") from exc
-            breaker.failure(self._monotonic())
+            self._failed()
             raise TierUnavailableError(f"redis: {exc}") from exc
         except (redis.exceptions.RedisError, redis.exceptions.RedisClusterException) as exc:
             raise TierError(f"redis: {exc}") from exc
         breaker.success()
         self._warm = True
+        if self._failing_since is not None:
+            self._recovered()
         return result
+
+    def _failed(self) -> None:
+        """An unreachability failure: count it against the breaker, note when the streak began."""
+        if self._failing_since is None:
+            self._failing_since = self._now()
+        self.breaker.failure(self._monotonic())
+
+    def _recovered(self) -> None:
+        """The first success after failures.
+
+        After a real outage (the breaker opened), entries written before it began are misses for a while: see
+        :attr:`distrust_until`.
+        """
+        since, self._failing_since = self._failing_since, None
+        if since is not None and self.breaker.opened > self._opened_seen:
+            self._opened_seen = self.breaker.opened
+            self.distrust_before = since
+            self.distrust_until = self._now() + self.spec.heartbeat + _REPLAY_SLACK
 
     def _script(self, name: str, keys: list[str], args: list[Any]) -> Callable[[Any], Any]:
         """A call of the Lua script ``name`` (loaded once per client; redis-py reloads it on NOSCRIPT)."""
@@ -593,6 +620,9 @@ def _retry(spec: RedisTier) -> redis.retry.Retry:
     """One retry (by default) after a connection error, never after a timeout: the timeout spent the budget."""
     backoff = ExponentialWithJitterBackoff(cap=0.02, base=0.002)
     return redis.retry.Retry(backoff, spec.retries, supported_errors=(redis.exceptions.ConnectionError,))
+
+
+_REPLAY_SLACK: Final = 0.5  # seconds, on top of a heartbeat: how long other processes may take to replay journals
 
 
 def _pool_wait(spec: RedisTier, *, asynchronous: bool) -> float | None:

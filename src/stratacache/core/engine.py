@@ -1010,8 +1010,10 @@ class AsyncEngine:
         With ``stale_ok``, an expired ``env`` inside its stale window is accepted too.
         """
         exp = env.expires_at
-        if env.codec != self._codec_tag:
-            return MISSING  # another codec/schema wrote it: a plain miss
+        if env.codec != self._codec_tag or (
+            now < getattr(store, "distrust_until", 0.0) and env.created_at < store.distrust_before  # type: ignore[attr-defined]
+        ):
+            return MISSING  # another codec/schema wrote it, or written before an outage the tier just came back from
         if exp is not None and now >= exp and (not stale_ok or env.stale_until is None or now >= env.stale_until):
             return MISSING  # expired (and not kept to be served stale): a plain miss
         if len(env.gens) != len(env.tags) + 1:
