@@ -11,8 +11,6 @@ import argparse
 import datetime as dt
 import json
 import logging
-import shutil
-import subprocess
 import sys
 import time
 import traceback
@@ -27,7 +25,7 @@ if str(ROOT) not in sys.path:  # tests.support.servers lives at the repository r
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.consistency import checker, failsafe, interleavings, stampede, xfetch  # noqa: E402
-from benchmarks.faults.common import FAIL, Result, environment, fmt  # noqa: E402
+from benchmarks.faults.common import FAIL, Result, environment, markdown, redis_version  # noqa: E402
 
 SCENARIOS: dict[str, Callable[..., list[Result]]] = {
     "1": interleavings.run,
@@ -36,43 +34,6 @@ SCENARIOS: dict[str, Callable[..., list[Result]]] = {
     "5": xfetch.run,
     "6": failsafe.run,
 }
-
-
-def _redis_version() -> str:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        return "not installed"
-    out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
-    return next((part[2:] for part in out.split() if part.startswith("v=")), out.strip())
-
-
-def markdown(doc: dict[str, Any]) -> str:
-    env = doc["environment"]
-    lines = [
-        f"Run {doc['started']} ({'quick' if doc['quick'] else 'full'}, {doc['seconds']:.0f} s): "
-        f"{env['cpus']} CPUs ({env['cpu_model']}), {env['platform']}, Python {env['python']}, "
-        f"redis-server {env['redis_server']}, redis-py {env['redis_py']}, "
-        f"stratacache {env['stratacache']} at {env['git_commit']}"
-        + (
-            f" (+ uncommitted changes in {', '.join(env['src_uncommitted_changes'])})"
-            if env["src_uncommitted_changes"]
-            else ""
-        ),
-        "",
-        "| # | Scenario | Figure | Value | Bound | Result |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in doc["scenarios"]:
-        for i, c in enumerate(r["checks"]):
-            verdict = f"**{c['verdict']}**" if c["verdict"] == FAIL else c["verdict"]
-            lines.append(
-                f"| {r['id'] if i == 0 else ''} | {r['title'] if i == 0 else ''} | {c['figure']} | "
-                f"{fmt(c['value'])} | {c['bound'] or '—'} | {verdict} |"
-            )
-    lines.append("")
-    verdicts = ", ".join(f"{r['id']}: {r['status']}" for r in doc["scenarios"])
-    lines.append(f"Scenarios: {verdicts}. Every figure, with the parameters, is in the JSON file beside this one.")
-    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -94,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
     doc: dict[str, Any] = {
         "started": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "quick": args.quick,
-        "environment": environment(_redis_version()),
+        "environment": environment(redis_version()),
         "scenarios": [],
     }
     t_run = time.monotonic()

@@ -10,8 +10,6 @@ import argparse
 import datetime as dt
 import json
 import logging
-import shutil
-import subprocess
 import sys
 import time
 import traceback
@@ -26,7 +24,7 @@ if str(ROOT) not in sys.path:  # tests.support.servers lives at the repository r
     sys.path.insert(0, str(ROOT))
 
 from benchmarks.faults import backplane, blackholed, crossproc, killed, reply_race, slow  # noqa: E402
-from benchmarks.faults.common import FAIL, NOT_MEASURABLE, Result, environment, fmt  # noqa: E402
+from benchmarks.faults.common import FAIL, Result, environment, markdown, redis_version  # noqa: E402
 
 SCENARIOS: dict[str, Callable[..., list[Result]]] = {
     "1": killed.run,
@@ -36,47 +34,6 @@ SCENARIOS: dict[str, Callable[..., list[Result]]] = {
     "5": backplane.run,
     "6": reply_race.run,
 }
-
-
-def _redis_version() -> str:
-    binary = shutil.which("redis-server")
-    if binary is None:
-        return "not installed"
-    out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
-    return next((part[2:] for part in out.split() if part.startswith("v=")), out.strip())
-
-
-def markdown(doc: dict[str, Any]) -> str:
-    env = doc["environment"]
-    lines = [
-        f"Run {doc['started']} ({'quick' if doc['quick'] else 'full'}, {doc['seconds']:.0f} s): "
-        f"{env['cpus']} CPUs ({env['cpu_model']}), {env['platform']}, Python {env['python']}, "
-        f"redis-server {env['redis_server']}, redis-py {env['redis_py']}, hiredis {env['hiredis']}, "
-        f"stratacache {env['stratacache']} at {env['git_commit']}"
-        + (
-            f" (+ uncommitted changes in {', '.join(env['src_uncommitted_changes'])})"
-            if env["src_uncommitted_changes"]
-            else ""
-        ),
-        "",
-        "| # | Scenario | Figure | Value | Bound | Result |",
-        "|---|---|---|---|---|---|",
-    ]
-    for r in doc["scenarios"]:
-        if r["status"] == NOT_MEASURABLE:
-            lines.append(f"| {r['id']} | {r['title']} | — | — | — | **{NOT_MEASURABLE}**: {'; '.join(r['notes'])} |")
-            continue
-        for i, c in enumerate(r["checks"]):
-            title = r["title"] if i == 0 else ""
-            verdict = f"**{c['verdict']}**" if c["verdict"] == FAIL else c["verdict"]
-            lines.append(
-                f"| {r['id'] if i == 0 else ''} | {title} | {c['figure']} | {fmt(c['value'])} | "
-                f"{c['bound'] or '—'} | {verdict} |"
-            )
-    lines.append("")
-    verdicts = ", ".join(f"{r['id']}: {r['status']}" for r in doc["scenarios"])
-    lines.append(f"Scenarios: {verdicts}. Every figure, with the parameters, is in the JSON file beside this one.")
-    return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -95,7 +52,7 @@ def main(argv: list[str] | None = None) -> int:
     doc: dict[str, Any] = {
         "started": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
         "quick": args.quick,
-        "environment": environment(_redis_version()),
+        "environment": environment(redis_version()),
         "scenarios": [],
     }
     t_run = time.monotonic()

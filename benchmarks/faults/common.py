@@ -7,6 +7,7 @@ import importlib.metadata
 import math
 import os
 import platform
+import shutil
 import subprocess
 import sys
 import threading
@@ -196,3 +197,46 @@ def environment(redis_version: str) -> dict[str, Any]:
         "src_uncommitted_changes": dirty,
         "loadavg_before": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
+
+
+def redis_version() -> str:
+    """The installed ``redis-server``'s version, or ``not installed``."""
+    binary = shutil.which("redis-server")
+    if binary is None:
+        return "not installed"
+    out = subprocess.run([binary, "--version"], capture_output=True, text=True, timeout=10, check=False).stdout
+    return next((part[2:] for part in out.split() if part.startswith("v=")), out.strip())
+
+
+def markdown(doc: dict[str, Any]) -> str:
+    """The results table of a scenario run (faults or consistency), led by the machine and versions."""
+    env = doc["environment"]
+    lines = [
+        f"Run {doc['started']} ({'quick' if doc['quick'] else 'full'}, {doc['seconds']:.0f} s): "
+        f"{env['cpus']} CPUs ({env['cpu_model']}), {env['platform']}, Python {env['python']}, "
+        f"redis-server {env['redis_server']}, redis-py {env['redis_py']}, hiredis {env['hiredis']}, "
+        f"stratacache {env['stratacache']} at {env['git_commit']}"
+        + (
+            f" (+ uncommitted changes in {', '.join(env['src_uncommitted_changes'])})"
+            if env["src_uncommitted_changes"]
+            else ""
+        ),
+        "",
+        "| # | Scenario | Figure | Value | Bound | Result |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in doc["scenarios"]:
+        if r["status"] == NOT_MEASURABLE:
+            lines.append(f"| {r['id']} | {r['title']} | — | — | — | **{NOT_MEASURABLE}**: {'; '.join(r['notes'])} |")
+            continue
+        for i, c in enumerate(r["checks"]):
+            title = r["title"] if i == 0 else ""
+            verdict = f"**{c['verdict']}**" if c["verdict"] == FAIL else c["verdict"]
+            lines.append(
+                f"| {r['id'] if i == 0 else ''} | {title} | {c['figure']} | {fmt(c['value'])} | "
+                f"{c['bound'] or '—'} | {verdict} |"
+            )
+    lines.append("")
+    verdicts = ", ".join(f"{r['id']}: {r['status']}" for r in doc["scenarios"])
+    lines.append(f"Scenarios: {verdicts}. Every figure, with the parameters, is in the JSON file beside this one.")
+    return "\n".join(lines) + "\n"
