@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import datetime as dt
 import importlib.metadata
+import json
+import logging
 import math
 import os
 import platform
@@ -12,12 +15,14 @@ import subprocess
 import sys
 import threading
 import time
+import traceback
 import uuid
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
+    import argparse
     from collections.abc import Callable, Iterator, Sequence
 
     from tests.support.servers import RedisServer
@@ -240,3 +245,56 @@ def markdown(doc: dict[str, Any]) -> str:
     verdicts = ", ".join(f"{r['id']}: {r['status']}" for r in doc["scenarios"])
     lines.append(f"Scenarios: {verdicts}. Every figure, with the parameters, is in the JSON file beside this one.")
     return "\n".join(lines) + "\n"
+
+
+def run_scenarios(
+    parser: argparse.ArgumentParser,
+    args: argparse.Namespace,
+    scenarios: dict[str, Callable[..., list[Result]]],
+    options: dict[str, dict[str, Any]] | None = None,
+) -> int:
+    """Run the scenarios ``args.only`` names (all by default), write ``<out>/<stamp>.json/.md`` and ``latest``.
+
+    ``options[id]`` are extra keyword arguments of one scenario. Returns the exit status: 1 if a figure failed.
+    """
+    wanted = [s.strip() for s in args.only.split(",") if s.strip()] or list(scenarios)
+    unknown = [s for s in wanted if s not in scenarios]
+    if unknown:
+        parser.error(f"unknown scenario(s) {', '.join(unknown)}: choose from {', '.join(scenarios)}")
+    # the backplane logs every loss it detects: expected here, and counted in the figures
+    logging.getLogger("stratacache").setLevel(logging.ERROR)
+    started = dt.datetime.now(dt.UTC)
+    doc: dict[str, Any] = {
+        "started": started.strftime("%Y-%m-%dT%H:%M:%SZ"),
+        "quick": args.quick,
+        "environment": environment(redis_version()),
+        "scenarios": [],
+    }
+    t_run = time.monotonic()
+    for sid in wanted:
+        t0 = time.monotonic()
+        print(f"scenario {sid} ...", file=sys.stderr, flush=True)
+        try:
+            results = scenarios[sid](quick=args.quick, **(options or {}).get(sid, {}))
+        except Exception as exc:
+            failed = Result(sid, f"scenario {sid}")
+            failed.check("ran to completion", f"{type(exc).__name__}: {exc}", "no exception", passed=False)
+            failed.notes.append(traceback.format_exc())
+            results = [failed]
+        took = time.monotonic() - t0
+        for r in results:
+            r.seconds = took / len(results)
+            doc["scenarios"].append(r.to_json())
+            print(f"  {r.id} {r.status} ({took:.1f} s)", file=sys.stderr, flush=True)
+    doc["seconds"] = round(time.monotonic() - t_run, 1)
+    out: Path = args.out
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = started.strftime("%Y%m%dT%H%M%SZ") + ("-quick" if args.quick else "")
+    text = json.dumps(doc, indent=1, default=str) + "\n"
+    table = markdown(doc)
+    for name in (stamp, "latest-quick" if args.quick else "latest"):
+        (out / f"{name}.json").write_text(text, encoding="utf-8")
+        (out / f"{name}.md").write_text(table, encoding="utf-8")
+    print(table)
+    print(f"written to {out}/{stamp}.json and .md", file=sys.stderr)
+    return 1 if any(r["status"] == FAIL for r in doc["scenarios"]) else 0
