@@ -488,19 +488,10 @@ class _Phase:
         next_at = time.monotonic()
         while not self.stop.is_set():
             row_id = self.sampler.sample(rng)
-            conn.execute("BEGIN IMMEDIATE")
-            try:
-                (version,) = conn.execute(
-                    "UPDATE items SET version = version + 1, payload = ? WHERE id = ? RETURNING version",
-                    (rng.randbytes(8).hex(), row_id),
-                ).fetchone()
-            except BaseException:
-                conn.execute("ROLLBACK")
-                raise
-            conn.execute("COMMIT")
-            self.history.write_committed(row_id, int(version))
+            version = _commit_new_version(conn, row_id, rng)
+            self.history.write_committed(row_id, version)
             self.backend.invalidate(row_id)  # the write is complete once its invalidation has returned
-            self.history.invalidation_done(row_id, int(version))
+            self.history.invalidation_done(row_id, version)
             self.writes += 1
             next_at += interval
             self.stop.wait(max(0.0, next_at - time.monotonic()))
@@ -589,6 +580,21 @@ def run_demo(
 
 
 # ---------------------------------------------------------------------------------------------- demo --redis
+
+
+def _commit_new_version(conn: sqlite3.Connection, row_id: int, rng: random.Random) -> int:
+    """The writer's transaction: bump the row's version (with a new payload) and commit; return the version."""
+    conn.execute("BEGIN IMMEDIATE")
+    try:
+        (version,) = conn.execute(
+            "UPDATE items SET version = version + 1, payload = ? WHERE id = ? RETURNING version",
+            (rng.randbytes(8).hex(), row_id),
+        ).fetchone()
+    except BaseException:
+        conn.execute("ROLLBACK")
+        raise
+    conn.execute("COMMIT")
+    return int(version)
 
 
 class DemoError(Exception):
@@ -933,16 +939,7 @@ class _Writer:
             next_at = time.monotonic()
             while not self.stop.is_set():
                 row_id = self.sampler.sample(rng)
-                conn.execute("BEGIN IMMEDIATE")
-                try:
-                    (version,) = conn.execute(
-                        "UPDATE items SET version = version + 1, payload = ? WHERE id = ? RETURNING version",
-                        (rng.randbytes(8).hex(), row_id),
-                    ).fetchone()
-                except BaseException:
-                    conn.execute("ROLLBACK")
-                    raise
-                conn.execute("COMMIT")
+                version = _commit_new_version(conn, row_id, rng)
                 t0 = time.perf_counter()
                 try:
                     self.backend.invalidate(row_id)
@@ -952,7 +949,7 @@ class _Writer:
                         self.errors.append(f"{type(exc).__name__}: {exc}")
                 else:
                     self.slowest = max(self.slowest, time.perf_counter() - t0)
-                    self.done[row_id] = int(version)  # readers starting from now on must see this version
+                    self.done[row_id] = version  # readers starting from now on must see this version
                     self.completed.append(time.monotonic())
                 next_at += interval
                 self.stop.wait(max(0.0, next_at - time.monotonic()))
