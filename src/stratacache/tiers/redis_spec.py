@@ -10,7 +10,7 @@ import importlib.util
 import math
 import os
 import urllib.parse
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
 from stratacache.core.config import TierURL, parse_bool, parse_int, parse_size, parse_tier_url
@@ -36,16 +36,6 @@ _FLOATS: Final = {
     "outage_l1_ttl": (0.001, 86_400.0),
 }
 _INTS: Final = {"retries": (0, 10), "max_connections": (1, 10_000), "breaker_failures": (1, 1000)}
-_OPTION_FIELDS: Final = (
-    *_FLOATS,
-    *_INTS,
-    "prefix",
-    "max_value_bytes",
-    "ssl_ca_certs",
-    "ssl_certfile",
-    "ssl_keyfile",
-    "ssl_cert_reqs",
-)
 
 
 def _float_option(name: str, value: object) -> float:
@@ -229,7 +219,9 @@ class RedisTier(TierSpec):
         """The spec the backplane subscribes with: this one, or ``backplane_url`` with this spec's options."""
         if self.backplane_url is None:
             return self
-        options = {f: getattr(self, f) for f in _OPTION_FIELDS}
+        options = {
+            f.name: getattr(self, f.name) for f in fields(self) if f.init and f.name not in {"url", "backplane_url"}
+        }
         return RedisTier(self.backplane_url, **options)
 
     @property
