@@ -175,6 +175,9 @@ class AsyncEngine:
         # A home tier that numbers its bumps lets every read check, in the same round trip, that no bump has been
         # missed: reads from it are never validated against counters older than the read (Redis).
         self._seq_home = home is not None and bool(getattr(home, "strict_reads", False))
+        # Tiers that distrust entries older than an outage they just came back from (Redis), looked up once here
+        # rather than with a failing getattr on every read of the others.
+        self._recovering = tuple(s for s in self._lower if hasattr(s, "distrust_until"))
         self._lease_ttl: float = float(getattr(home, "lease_ttl", 30.0))
         caps = [cap for s in self._lower if (cap := getattr(s, "outage_ttl", None)) is not None]
         self._outage_ttl: float = min(caps, default=_OUTAGE_L1_TTL)
@@ -1011,7 +1014,7 @@ class AsyncEngine:
         """
         exp = env.expires_at
         if env.codec != self._codec_tag or (
-            now < getattr(store, "distrust_until", 0.0) and env.created_at < store.distrust_before  # type: ignore[attr-defined]
+            store in self._recovering and now < store.distrust_until and env.created_at < store.distrust_before  # type: ignore[attr-defined]
         ):
             return MISSING  # another codec/schema wrote it, or written before an outage the tier just came back from
         if exp is not None and now >= exp and (not stale_ok or env.stale_until is None or now >= env.stale_until):
