@@ -65,6 +65,14 @@ SECTIONS: list[tuple[str, str, list[str]]] = [
         ["Codec", "MsgpackCodec", "JsonCodec", "SignedPickleCodec", "ZstdCodec"],
     ),
     ("Statistics", "Returned by `cache.stats()`: a frozen snapshot, never a live view.", ["Stats", "TierStats"]),
+    (
+        "Access sampling",
+        (
+            "Off by default. `Cache(..., access_log=AccessLog(rate=0.01))` keeps a bounded sample of the keys "
+            "looked up: `cache.hot_keys()`, `stratacache top`, and key traces for `stratacache simulate`."
+        ),
+        ["AccessLog", "HotKey"],
+    ),
     ("Time", "Inject a clock to control expiry; see `stratacache.testing.FakeClock` below.", ["Clock"]),
     (
         "Errors",

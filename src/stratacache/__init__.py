@@ -31,12 +31,14 @@ from stratacache.errors import (
     TierUnavailableError,
     ValueTooLargeError,
 )
+from stratacache.metrics.accesslog import AccessLog, HotKey
 from stratacache.metrics.stats import Stats, TierStats
 from stratacache.tiers import MemoryTier, RedisTier, SQLiteTier, TierSpec
 
 __version__ = "0.1.0"
 
 __all__ = [
+    "AccessLog",
     "AsyncCache",
     "Cache",
     "CacheClosedError",
@@ -46,6 +48,7 @@ __all__ = [
     "ConfigError",
     "DecodeError",
     "EncodeError",
+    "HotKey",
     "InvalidKeyError",
     "InvalidTTLError",
     "JsonCodec",

@@ -20,6 +20,8 @@ from stratacache.core.keys import validate_namespace
 from stratacache.core.loadpolicy import PLAIN, LoadPolicy, check_policy
 from stratacache.decorators import AsyncCachedFunction, CachedFunction
 from stratacache.errors import ConfigError
+from stratacache.metrics.accesslog import AccessLog
+from stratacache.metrics.tenants import Tenants
 from stratacache.tiers.redis_spec import RedisTier
 from stratacache.tiers.specs import MemoryTier, SQLiteTier, TierSpec
 
@@ -57,6 +59,9 @@ def _engine_kwargs(
     rng: random.Random | None,
     asynchronous: bool,
     policy: LoadPolicy | None = None,
+    access_log: AccessLog | None = None,
+    tenant_of: Callable[[str], str] | None = None,
+    max_tenants: int = 100,
 ) -> tuple[dict[str, Any], list[Store | AsyncStore]]:
     """Validate every argument, then build the stores; nothing is opened if anything is wrong."""
     ns = validate_namespace(namespace)
@@ -67,6 +72,9 @@ def _engine_kwargs(
     if isinstance(ttl_jitter, bool) or not isinstance(ttl_jitter, int | float) or not 0 <= ttl_jitter < 1:
         raise ConfigError(f"ttl_jitter must be a fraction in [0, 1), got {ttl_jitter!r}")
     policy_ = check_policy(policy) or PLAIN
+    if access_log is not None and not isinstance(access_log, AccessLog):
+        raise ConfigError(f"access_log must be an AccessLog, got {type(access_log).__name__}")
+    tenants = Tenants(tenant_of, max_tenants) if tenant_of is not None else None
     specs = [_spec_of(t) for t in tiers] or [MemoryTier()]
     for i, spec in enumerate(specs):
         if isinstance(spec, MemoryTier) and i != 0:
@@ -95,6 +103,8 @@ def _engine_kwargs(
         "policy": policy_,
         "weigher": l1_spec.weigher if l1_spec is not None else None,
         "l1_ttl_cap": l1_spec.ttl_cap if l1_spec is not None else None,
+        "access_log": access_log,
+        "tenants": tenants,
     }
     return kwargs, lower
 
@@ -144,6 +154,9 @@ class _Facade:
         ttl_jitter: float = 0.0,
         rng: random.Random | None = None,
         policy: LoadPolicy | None = None,
+        access_log: AccessLog | None = None,
+        tenant_of: Callable[[str], str] | None = None,
+        max_tenants: int = 100,
     ) -> None:
         kwargs, lower = _engine_kwargs(
             tiers,
@@ -156,6 +169,9 @@ class _Facade:
             rng=rng,
             asynchronous=self._asynchronous,
             policy=policy,
+            access_log=access_log,
+            tenant_of=tenant_of,
+            max_tenants=max_tenants,
         )
         self._start(lower, kwargs)
 
@@ -180,6 +196,11 @@ class Cache(_Facade, Engine):
         rng: random source for jitter and early refresh (seed it for reproducible tests).
         policy: the default :class:`~stratacache.LoadPolicy` of ``get_or_load`` and decorated functions
             (stale-while-revalidate, fail-safe, loader timeouts, early refresh, negative TTL); off by default.
+        access_log: a sampled log of the keys looked up (:class:`~stratacache.AccessLog`): ``hot_keys()``,
+            ``stratacache top``, and traces for ``stratacache simulate``. Off by default.
+        tenant_of: names the tenant of a key (the key as stored); lookups are then counted per tenant
+            (``Stats.tenants``, the ``tenant`` metric label). Off by default.
+        max_tenants: tenants with counters of their own; later ones are counted as ``"other"``.
 
     Raises:
         ConfigError: a bad tier, URL, codec, namespace or option.

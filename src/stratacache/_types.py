@@ -6,15 +6,20 @@ The engine is their only caller.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, runtime_checkable
+import contextlib
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, TypeAlias, runtime_checkable
 
 if TYPE_CHECKING:
-    from collections.abc import Callable, Sequence
+    from collections.abc import Sequence
 
     from stratacache.core.envelope import Envelope
     from stratacache.metrics.stats import TierCounters
 
-__all__ = ["AsyncStore", "Changes", "Clock", "Codec", "Store"]
+__all__ = ["AsyncStore", "Changes", "Clock", "Codec", "Store", "Tracer"]
+
+Tracer: TypeAlias = Callable[[str, dict[str, Any]], contextlib.AbstractContextManager[Any]]
+"""``tracer(span name, attributes)`` -> a context manager around the traced call (``Cache.set_tracer``)."""
 
 
 @runtime_checkable
@@ -61,6 +66,8 @@ class Changes(NamedTuple):
     can bump them, and the L1 goes on serving what it caches during the outage, under the store's ``outage_ttl``."""
     seqs: tuple[int, ...] = ()
     """Sequence numbers of the generation bumps in ``gens``, in the order they happened (Redis)."""
+    lags: tuple[float, ...] = ()
+    """Seconds from each change's publication (the writer's clock) to its reception here (Redis backplane)."""
 
 
 class Store(Protocol):

@@ -11,6 +11,7 @@ import pytest
 import stratacache
 
 EXPORTED = [
+    "AccessLog",
     "AsyncCache",
     "Cache",
     "CacheClosedError",
@@ -20,6 +21,7 @@ EXPORTED = [
     "ConfigError",
     "DecodeError",
     "EncodeError",
+    "HotKey",
     "InvalidKeyError",
     "InvalidTTLError",
     "JsonCodec",

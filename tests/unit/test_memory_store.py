@@ -146,7 +146,7 @@ def test_expired_entries_are_reclaimed_by_later_writes_without_a_full_scan() -> 
     assert s.usage() == (1 + writes, (1 + writes) * 10)
     assert all(s.get(f"old{i}") is None for i in range(n))
     assert s.get("forever") is not None
-    assert s.counters.evictions == n
+    assert (s.counters.expirations, s.counters.evictions) == (n, 0)
 
 
 def test_entries_not_yet_expired_are_kept() -> None:
@@ -228,7 +228,7 @@ def test_expiry_out_of_write_order_is_reclaimed_earliest_first() -> None:
             s.set(f"w{now}-{i}", env(size=0), clock.now())
         alive = {k for k in deadlines if s._policy.peek(k) is not None}
         assert alive == {k for k, t in deadlines.items() if t > now}
-    assert s.counters.evictions == len(deadlines)
+    assert (s.counters.expirations, s.counters.evictions) == (len(deadlines), 0)
 
 
 def test_rebuilt_expiry_records_are_one_per_entry_in_order() -> None:

@@ -78,9 +78,11 @@ if TYPE_CHECKING:
     import random
     from collections.abc import Callable, Hashable, Iterable, Mapping, Sequence
 
-    from stratacache._types import Store, Changes, Clock, Codec
+    from stratacache._types import Store, Changes, Clock, Codec, Tracer
     from stratacache.core.entries import Prepared
     from stratacache.core.envelope import Envelope
+    from stratacache.metrics.accesslog import AccessLog, HotKey
+    from stratacache.metrics.tenants import Tenants
     from stratacache.tiers.memory import MemoryStore
 
 __all__ = ["Engine"]
@@ -94,6 +96,22 @@ _MAX_PAGE: Final = 10_000  # keys per page of delete_matching
 _MAX_THROTTLED: Final = 10_000  # keys whose failing loader is being throttled (fail-safe)
 _OUTAGE_L1_TTL: Final = 5.0  # seconds an L1 copy lives while a shared tier is unreachable (RedisTier overrides)
 _SETTLE_EVERY: Final = 0.1  # seconds between background replays of journaled invalidations
+_NO_SPAN: Final = contextlib.nullcontext()
+
+
+def _watcher(prefix_len: int, log: AccessLog | None, tenants: Tenants | None) -> Callable[[str, bool], None] | None:
+    """What every lookup reports to when access sampling or tenant counting is on (``None``: nothing is on)."""
+    if log is None and tenants is None:
+        return None
+
+    def watch(k: str, hit: bool) -> None:
+        key = k[prefix_len:]
+        if log is not None:
+            log.record(key, hit)
+        if tenants is not None:
+            tenants.record(key, hit)
+
+    return watch
 
 
 def _note(seen: dict[str, tuple[Any, Envelope[bytes]]], k: str, value: Any, env: Envelope[bytes], now: float) -> Any:
@@ -136,6 +154,8 @@ class Engine:
         weigher: Callable[[str, Any], int] | None = None,
         l1_ttl_cap: float | None = None,
         policy: LoadPolicy = PLAIN,
+        access_log: AccessLog | None = None,
+        tenants: Tenants | None = None,
     ) -> None:
         self._l1 = l1
         self._lower = tuple(lower)
@@ -186,6 +206,10 @@ class Engine:
         self._unsettled = False  # some journal holds invalidations a tier has not received yet
         self._settling = False  # a background job is replaying them
         self._journal_lock = threading.Lock()  # orders _unsettled's updates (threads, in the sync engine)
+        self._access_log = access_log
+        self._tenants = tenants
+        self._watch = _watcher(len(self._prefix), access_log, tenants)  # None unless sampling or tenants are on
+        self._tracer: Tracer | None = None
         self._closed = False
 
     # ------------------------------------------------------------------ public API
@@ -373,6 +397,9 @@ class Engine:
                 found[k] = value
         if todo:
             found.update(self._read_lower_many(list(todo), now))
+        if self._watch is not None:
+            for _key, k in wanted:
+                self._watch(k, k in found)
         return {key: found[k] for key, k in wanted if k in found}
 
     def delete(self, key: Hashable) -> bool:
@@ -512,6 +539,32 @@ class Engine:
             self._l1.clear()
         self._counters.invalidations += 1
 
+    def set_tracer(self, tracer: Tracer | None) -> None:
+        """Trace loads and lower-tier calls: ``tracer(name, attributes)`` returns a context manager (a span).
+
+        ``stratacache.metrics.otel.instrument`` installs an OpenTelemetry one. Spans: ``stratacache.load``
+        around each loader call, ``stratacache.tier.get``/``.set``/``.fill`` around each call to a lower tier. The
+        L1 is never traced: its hit path stays as it is. ``None`` turns tracing off.
+        """
+        if tracer is not None and not callable(tracer):
+            raise ConfigError(f"tracer must be callable (name, attributes) -> context manager, got {tracer!r}")
+        self._tracer = tracer
+
+    def hot_keys(self, n: int = 10) -> list[HotKey]:
+        """The ``n`` keys looked up most often lately, from the sampled access log (``access_log=``).
+
+        Raises:
+            ConfigError: the cache has no access log.
+        """
+        if self._access_log is None:
+            raise ConfigError("hot_keys needs an access log: Cache(..., access_log=AccessLog(rate=0.01))")
+        return self._access_log.hot_keys(n)
+
+    def _span(self, name: str, store: Store, n: int) -> contextlib.AbstractContextManager[Any]:
+        if self._tracer is None:
+            return _NO_SPAN
+        return self._tracer(name, {"stratacache.tier": store.name, "stratacache.keys": n})
+
     def stats(self) -> Stats:
         """A frozen snapshot of per-tier and engine counters."""
         tiers: list[TierStats] = []
@@ -552,6 +605,10 @@ class Engine:
             lock_waits=c.lock_waits,
             remote_invalidations=c.remote_invalidations,
             load_histogram=tuple(c.load_histogram),
+            db_invalidations=c.db_invalidations,
+            lag_histogram=tuple(c.lag_histogram),
+            lag_seconds=c.lag_time,
+            tenants=self._tenants.snapshot() if self._tenants is not None else (),
         )
 
     def close(self) -> None:
@@ -560,6 +617,8 @@ class Engine:
             return
         self._background.close()  # background refreshes still use the tiers
         self._closed = True
+        if self._access_log is not None:
+            self._access_log.flush()
         if self._l1 is not None:
             self._l1.close()
         for store in self._lower:
@@ -582,6 +641,8 @@ class Engine:
         now = self._clock.now()
         failed: Depths = set()
         value, env = self._find(k, now, failed)
+        if self._watch is not None:
+            self._watch(k, env is not None)
         if env is None:
             return self._load_timed(k, loader, ttl, tags, pol, stale=False, skip=failed)
         exp = env.expires_at
@@ -773,6 +834,8 @@ class Engine:
                 l1.clear()
         if changes.seqs:
             self._gens.advance(changes.seqs)
+        if changes.lags:
+            counters.observe_lags(changes.lags)
 
     def _flush_l1(self, *, forget_gens: bool = True) -> None:
         for i in range(_STRIPES):
@@ -933,6 +996,8 @@ class Engine:
         value = self._l1_lookup(k, now)
         if value is MISSING and self._lower:
             value = self._read_lower_one(k, now, failed)
+        if self._watch is not None:
+            self._watch(k, value is not MISSING)
         return value
 
     def _read_lower_one(self, k: str, now: float, failed: Depths | None) -> Any:
@@ -1034,6 +1099,12 @@ class Engine:
 
     def _get_from(self, store: Store, keys: Sequence[str]) -> list[Envelope[bytes] | None]:
         """Envelopes of ``keys`` from ``store``; from a numbering home tier, with its counters brought up to date."""
+        if self._tracer is not None:
+            with self._tracer("stratacache.tier.get", {"stratacache.tier": store.name, "stratacache.keys": len(keys)}):
+                return self._get_from_untraced(store, keys)
+        return self._get_from_untraced(store, keys)
+
+    def _get_from_untraced(self, store: Store, keys: Sequence[str]) -> list[Envelope[bytes] | None]:
         if store is not self._home or not self._seq_home:
             return store.get_many(keys)
         envs, seq = store.get_many_seq(keys)  # type: ignore[attr-defined]
@@ -1149,7 +1220,7 @@ class Engine:
             counters = self._counters
             t0 = self._clock.monotonic()
             try:
-                value = loader()
+                value = self._call_loader(loader)
             except BaseException:
                 counters.load_errors += 1
                 counters.load_time += self._clock.monotonic() - t0
@@ -1168,6 +1239,12 @@ class Engine:
         finally:
             if claimed is not None:
                 self._release(k, claimed)
+
+    def _call_loader(self, loader: Callable[[], T]) -> T:
+        if self._tracer is None:
+            return loader()
+        with self._tracer("stratacache.load", {"stratacache.namespace": self._namespace}):
+            return loader()
 
     def _claim_or_wait(self, k: str, pol: LoadPolicy, skip: Depths | None) -> tuple[Any, int | None]:
         """Take the cluster-wide load lease of ``k``, or wait for the process holding it.
@@ -1260,7 +1337,8 @@ class Engine:
                 l1env = self._outage_capped(l1env)
                 continue
             try:
-                stored = store.fill_many([(k, env)], fence)
+                with self._span("stratacache.tier.fill", store, 1):
+                    stored = store.fill_many([(k, env)], fence)
             except _OUTAGE:
                 store.counters.errors += 1
                 l1env = self._outage_capped(l1env)
@@ -1315,7 +1393,8 @@ class Engine:
         for depth in range(len(self._lower) - 1, -1, -1):
             store = self._lower[depth]
             try:
-                store.set_many(items)
+                with self._span("stratacache.tier.set", store, len(items)):
+                    store.set_many(items)
                 store.counters.sets += len(items)
             except _OUTAGE:  # dropped, and the tier's old copies are deleted when it is back
                 store.counters.errors += 1

@@ -20,7 +20,7 @@ from prometheus_client import REGISTRY
 from prometheus_client import start_http_server as _start_http_server
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
 
-from stratacache.metrics.stats import LOAD_BUCKETS, Stats
+from stratacache.metrics.stats import LAG_BUCKETS, LOAD_BUCKETS, Stats
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -36,7 +36,6 @@ BREAKER_STATES = {"closed": 0, "half_open": 1, "open": 2}
 _TIER_COUNTERS = (
     ("sets", "sets", "Entries stored in the tier."),
     ("deletes", "deletes", "Keys deleted from the tier."),
-    ("evictions", "evictions", "Entries evicted by the tier's bounds or expiry."),
     ("skipped", "skipped", "Calls not attempted: the tier was known to be down or owed invalidations."),
     ("breaker_opened", "breaker_opened", "Times the tier's circuit breaker opened."),
     ("backplane_losses", "backplane_losses", "Times the tier's backplane link was lost (the L1 was flushed)."),
@@ -123,11 +122,28 @@ def _families(snapshots: list[Stats]) -> Iterator[Any]:
         name: CounterMetricFamily(f"stratacache_{name}", text, labels=["namespace"])
         for name, _, text in _ENGINE_COUNTERS
     }
+    evictions = CounterMetricFamily(
+        "stratacache_evictions",
+        "Entries dropped by the tier: for room (cause=capacity) or because their time was up (cause=expired).",
+        labels=["namespace", "tier", "cause"],
+    )
     invalidations = CounterMetricFamily(
-        "stratacache_invalidations", "Invalidations by source.", labels=["namespace", "source"]
+        "stratacache_invalidations",
+        "Invalidations by source: this process's API calls, other processes' changes (backplane), the database.",
+        labels=["namespace", "source"],
     )
     durations = HistogramMetricFamily(
         "stratacache_load_duration_seconds", "Loader call durations.", labels=["namespace"]
+    )
+    lags = HistogramMetricFamily(
+        "stratacache_invalidation_lag_seconds",
+        "From another process's change (its publication, on that host's clock) to this process knowing it.",
+        labels=["namespace", "source"],
+    )
+    tenants = CounterMetricFamily(
+        "stratacache_tenant_requests",
+        "Lookups per tenant by result (only with tenant_of; at most max_tenants tenants, then 'other').",
+        labels=["namespace", "tenant", "result"],
     )
     for s in snapshots:
         ns = s.namespace
@@ -144,6 +160,8 @@ def _families(snapshots: list[Stats]) -> Iterator[Any]:
             if t.backplane is not None:
                 backplane.add_metric([ns, t.name], 1 if t.backplane == "up" else 0)
             pending.add_metric([ns, t.name], t.pending_invalidations)
+            evictions.add_metric([ns, t.name, "capacity"], t.evictions)
+            evictions.add_metric([ns, t.name, "expired"], t.expirations)
             for name, attr, _ in _TIER_COUNTERS:
                 tier_counters[name].add_metric([ns, t.name], getattr(t, attr))
         requests.add_metric([ns, "any", "stale"], s.stale_served)
@@ -151,16 +169,25 @@ def _families(snapshots: list[Stats]) -> Iterator[Any]:
             engine_counters[name].add_metric([ns], getattr(s, attr))
         invalidations.add_metric([ns, "api"], s.invalidations)
         invalidations.add_metric([ns, "backplane"], s.remote_invalidations)
-        histogram = s.load_histogram or (0,) * (len(LOAD_BUCKETS) + 1)
-        cumulative, buckets = 0, []
-        for bound, count in zip((*LOAD_BUCKETS, float("inf")), histogram, strict=True):
-            cumulative += count
-            buckets.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
-        durations.add_metric([ns], buckets, sum_value=s.load_seconds)
-    yield from (requests, entries, nbytes, max_bytes, breaker, backplane, pending)
+        invalidations.add_metric([ns, "postgres"], s.db_invalidations)
+        durations.add_metric([ns], _buckets(LOAD_BUCKETS, s.load_histogram), sum_value=s.load_seconds)
+        lags.add_metric([ns, "backplane"], _buckets(LAG_BUCKETS, s.lag_histogram), sum_value=s.lag_seconds)
+        for tenant, hits, misses in s.tenants:
+            tenants.add_metric([ns, tenant, "hit"], hits)
+            tenants.add_metric([ns, tenant, "miss"], misses)
+    yield from (requests, entries, nbytes, max_bytes, breaker, backplane, pending, evictions)
     yield from tier_counters.values()
     yield from engine_counters.values()
-    yield from (invalidations, durations)
+    yield from (invalidations, durations, lags, tenants)
+
+
+def _buckets(bounds: tuple[float, ...], counts: tuple[int, ...]) -> list[tuple[str, int]]:
+    """Cumulative Prometheus buckets from per-bucket counts (``counts`` empty: all zero)."""
+    cumulative, out = 0, []
+    for bound, count in zip((*bounds, float("inf")), counts or (0,) * (len(bounds) + 1), strict=True):
+        cumulative += count
+        out.append(("+Inf" if bound == float("inf") else repr(bound), cumulative))
+    return out
 
 
 _DEFAULT: CacheCollector | None = None

@@ -6,10 +6,13 @@ import bisect
 from dataclasses import dataclass
 from typing import Final
 
-__all__ = ["LOAD_BUCKETS", "EngineCounters", "Stats", "TierCounters", "TierStats"]
+__all__ = ["LAG_BUCKETS", "LOAD_BUCKETS", "EngineCounters", "Stats", "TierCounters", "TierStats"]
 
 LOAD_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
 """Upper bounds (seconds) of the load-duration histogram; one more bucket counts everything slower."""
+
+LAG_BUCKETS: Final = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+"""Upper bounds (seconds) of the invalidation-lag histogram (another process's change -> known here)."""
 
 
 class TierCounters:
@@ -19,7 +22,7 @@ class TierCounters:
     another thread's can, rarely, be lost; counts are for monitoring, never for decisions.
     """
 
-    __slots__ = ("deletes", "errors", "evictions", "hits", "misses", "sets", "skipped", "stale")
+    __slots__ = ("deletes", "errors", "evictions", "expirations", "hits", "misses", "sets", "skipped", "stale")
 
     def __init__(self) -> None:
         self.hits = 0
@@ -28,6 +31,9 @@ class TierCounters:
         self.sets = 0
         self.deletes = 0
         self.evictions = 0
+        """Entries dropped to honour the tier's count or byte bound."""
+        self.expirations = 0
+        """Entries dropped because their time was up (reclaimed, not evicted)."""
         self.errors = 0
         self.skipped = 0
         """Calls not attempted because the tier was known to be down (circuit breaker open, journal pending)."""
@@ -41,6 +47,7 @@ class TierCounters:
             sets=self.sets,
             deletes=self.deletes,
             evictions=self.evictions,
+            expirations=self.expirations,
             errors=self.errors,
             entries=entries,
             bytes=nbytes,
@@ -53,7 +60,10 @@ class EngineCounters:
 
     __slots__ = (
         "coalesced",
+        "db_invalidations",
         "invalidations",
+        "lag_histogram",
+        "lag_time",
         "load_errors",
         "load_histogram",
         "load_time",
@@ -78,11 +88,22 @@ class EngineCounters:
         self.load_timeouts = 0
         self.lock_waits = 0
         self.remote_invalidations = 0
+        self.db_invalidations = 0
         self.load_histogram = [0] * (len(LOAD_BUCKETS) + 1)
+        self.lag_histogram = [0] * (len(LAG_BUCKETS) + 1)
+        self.lag_time = 0.0
 
     def observe_load(self, seconds: float) -> None:
         """Count one loader call of ``seconds`` in the load-duration histogram."""
         self.load_histogram[bisect.bisect_left(LOAD_BUCKETS, seconds)] += 1
+
+    def observe_lags(self, lags: tuple[float, ...]) -> None:
+        """Count invalidations that took ``lags`` seconds from another process's change to this one."""
+        histogram = self.lag_histogram
+        for lag in lags:
+            lag = max(lag, 0.0)  # noqa: PLW2901 - clocks of two hosts: a negative lag is skew, counted as none
+            histogram[bisect.bisect_left(LAG_BUCKETS, lag)] += 1
+            self.lag_time += lag
 
 
 @dataclass(frozen=True, slots=True)
@@ -98,6 +119,8 @@ class TierStats:
     errors: int
     entries: int
     bytes: int
+    expirations: int = 0
+    """Entries dropped because their time was up (``evictions`` counts those dropped for room)."""
     skipped: int = 0
     """Calls not attempted because the tier was known to be down (breaker open, invalidations pending)."""
     breaker: str | None = None
@@ -142,6 +165,11 @@ class Stats:
         remote_invalidations: changes made by other processes and applied here (key drops, generation moves,
             L1 flushes).
         load_histogram: loader calls per duration bucket (bounds :data:`LOAD_BUCKETS`, then slower).
+        db_invalidations: invalidations driven by the database (PostgreSQL notifications).
+        lag_histogram: invalidations from other processes per lag bucket (bounds :data:`LAG_BUCKETS`, then
+            slower): from the change (its publication, on the writer's clock) to this process knowing it.
+        lag_seconds: the sum of those lags.
+        tenants: ``(tenant, hits, misses)`` per tenant when tenant tracking is on (``tenant_of``), busiest first.
     """
 
     namespace: str
@@ -158,6 +186,10 @@ class Stats:
     lock_waits: int = 0
     remote_invalidations: int = 0
     load_histogram: tuple[int, ...] = ()
+    db_invalidations: int = 0
+    lag_histogram: tuple[int, ...] = ()
+    lag_seconds: float = 0.0
+    tenants: tuple[tuple[str, int, int], ...] = ()
 
     def __getitem__(self, name: str) -> TierStats:
         """The :class:`TierStats` of the tier named ``name`` (``"memory"``, ``"sqlite"``...)."""

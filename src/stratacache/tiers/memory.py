@@ -196,7 +196,7 @@ class MemoryStore:
             env = self._policy.peek(key)
             if env is not None and env.gc_at() == gc_at:  # not rewritten since with another expiry
                 self._remove(key)
-                self.counters.evictions += 1
+                self.counters.expirations += 1
 
     def _rebuild_expiry(self) -> None:
         """Replace the records (outnumbering the entries: keys were rewritten) by one per live entry, in order."""

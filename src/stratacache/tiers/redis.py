@@ -129,7 +129,8 @@ local function ensure_seq(k)
   if redis.call('EXISTS', k) == 0 then redis.call('SET', k, string.format('%d', now_ms() * 1000)) end
 end
 """
-# KEYS: gens hash, seq  ARGV: channel, origin, name1, name2, ...  -> new values, then the bump's sequence number
+# KEYS: gens hash, seq  ARGV: channel, origin, sent-at (us), name1, name2, ...  -> new values, then the bump's
+# sequence number
 _BUMP: Final = (
     _EPOCH
     + """
@@ -137,14 +138,14 @@ local base = epoch(KEYS[1])
 ensure_seq(KEYS[2])
 local now = now_ms()
 local names, values = {}, {}
-for i = 3, #ARGV do
+for i = 4, #ARGV do
   local v = math.max((tonumber(redis.call('HGET', KEYS[1], ARGV[i])) or base) + 1, now)
   redis.call('HSET', KEYS[1], ARGV[i], string.format('%d', v))
   names[#names + 1] = ARGV[i]
   values[#values + 1] = v
 end
 local seq = redis.call('INCR', KEYS[2])
-redis.call('PUBLISH', ARGV[1], cmsgpack.pack({ARGV[2], 1, names, values, seq}))
+redis.call('PUBLISH', ARGV[1], cmsgpack.pack({ARGV[2], 1, names, values, seq, tonumber(ARGV[3])}))
 values[#values + 1] = seq
 return values
 """
@@ -162,18 +163,21 @@ return out
 )
 
 
-def _drain(queue: deque[tuple[int, list[str], list[int], int | None] | None], n: int) -> Changes:
+def _drain(queue: deque[redis_link.Item | None], n: int) -> Changes:
     """The next ``n`` backplane items merged into one :class:`Changes` (keys, newest counters, bump numbers)."""
     keys: dict[str, None] = {}
     gens: dict[str, int] = {}
     seqs: list[int] = []
+    lags: list[float] = []
     flush = False
     for _ in range(n):
         item = queue.popleft()
         if item is None:
             flush = True
             continue
-        kind, names, values, seq = item
+        kind, names, values, seq, lag = item
+        if lag is not None:
+            lags.append(lag)
         if kind == KIND_KEYS:
             keys.update(dict.fromkeys(names))
             continue
@@ -181,12 +185,20 @@ def _drain(queue: deque[tuple[int, list[str], list[int], int | None] | None], n:
             gens[name] = max(value, gens.get(name, 0))
         if seq is not None:
             seqs.append(seq)
-    return Changes(tuple(keys), gens, flush_all=flush, seqs=tuple(seqs))
+    return Changes(tuple(keys), gens, flush_all=flush, seqs=tuple(seqs), lags=tuple(lags))
 
 
 def _misconfigured(exc: BaseException) -> bool:
-    """Whether a connection failure is a configuration error (credentials, ACL, TLS verification)."""
+    """Whether a connection failure is a configuration error (credentials, ACL, TLS verification).
+
+    redis-py's Sentinel client swallows each Sentinel's error and raises ``MasterNotFoundError`` naming them (by
+    ``repr``): a Sentinel that refused the credentials (or whose certificate failed, see below) makes it one too.
+    """
     if isinstance(exc, redis.exceptions.AuthenticationError | redis.exceptions.AuthorizationError):
+        return True
+    if isinstance(exc, redis.asyncio.sentinel.MasterNotFoundError) and (
+        "AuthenticationError(" in str(exc) or "AuthorizationError(" in str(exc)
+    ):
         return True
     seen: BaseException | None = exc
     for _ in range(4):  # redis-py wraps the ssl error in a ConnectionError
@@ -536,7 +548,7 @@ class AsyncRedisStore:
         without persistence, an eviction, a ``FLUSHDB``), new values are still above every value handed out
         before, so an entry stamped with an old value can never become current again.
         """
-        args = [self._channel, self.origin, *names]
+        args = [self._channel, self.origin, redis_link.sent_at(), *names]
         keys = [self._gens_key, self._seq_key]
         values = await self._call(lambda c: self._bump(keys=keys, args=args, client=c))
         out = tuple(int(v) for v in values)
@@ -638,8 +650,7 @@ def _connect(spec: RedisTier) -> Any:
             startup_nodes=nodes, retry=retry, max_connections=spec.max_connections, **kw
         )
     if spec.kind == "sentinel":
-        sentinel_kw = {"socket_timeout": spec.timeout, "socket_connect_timeout": spec.connect_timeout}
-        sentinel = redis.asyncio.sentinel.Sentinel(list(spec.hosts), sentinel_kwargs=sentinel_kw, **kw)
+        sentinel = redis.asyncio.sentinel.Sentinel(list(spec.hosts), sentinel_kwargs=spec.sentinel_kwargs(), **kw)
         return sentinel.master_for(spec.service, db=spec.db, retry=retry, max_connections=spec.max_connections)
     if spec.kind == "unix":
         kw["connection_class"] = redis.asyncio.UnixDomainSocketConnection

@@ -36,7 +36,7 @@ if TYPE_CHECKING:
 
     from stratacache.tiers.redis_spec import RedisTier
 
-__all__ = ["KIND_GENS", "KIND_KEYS", "Link", "connect_sync", "decode_message", "encode_keys_message"]
+__all__ = ["KIND_GENS", "KIND_KEYS", "Item", "Link", "connect_sync", "decode_message", "encode_keys_message", "sent_at"]
 
 log = logging.getLogger("stratacache.redis")
 
@@ -45,25 +45,40 @@ KIND_GENS: Final = 1
 FLUSH: Final = None  # a queue item meaning "flush the whole L1"
 MAX_QUEUE: Final = 10_000  # items held for a cache that does not poll; beyond, a single flush stands for them
 
+Item = tuple[int, list[str], list[int], int | None, float | None]
+"""A queued message: ``(kind, names, values, seq, lag)``; ``lag`` is seconds from publication to reception."""
+
 _encoder = msgspec.msgpack.Encoder()
 _decoder = msgspec.msgpack.Decoder()
 
 
+def sent_at() -> int:
+    """The publication stamp of a message: the publisher's wall clock, in microseconds.
+
+    Receivers turn it into the invalidation lag (``Stats.lag_histogram``); across hosts it includes their clock
+    skew, which ``stratacache doctor`` measures.
+    """
+    return time.time_ns() // 1000
+
+
 def encode_keys_message(origin: str, keys: list[str]) -> bytes:
     """The message announcing that ``keys`` were written or deleted by ``origin``."""
-    return _encoder.encode([origin, KIND_KEYS, keys, []])
+    return _encoder.encode([origin, KIND_KEYS, keys, [], None, sent_at()])
 
 
-def decode_message(data: bytes) -> tuple[str, int, list[str], list[int], int | None]:
-    """``(origin, kind, names, values, seq)`` of a message; ``ValueError`` when it is not one of ours.
+def decode_message(data: bytes) -> tuple[str, int, list[str], list[int], int | None, float | None]:
+    """``(origin, kind, names, values, seq, sent)`` of a message; ``ValueError`` when it is not one of ours.
 
-    ``seq`` is the counters' sequence number after a generation bump (``None`` for key messages).
+    ``seq`` is the counters' sequence number after a generation bump (``None`` for key messages); ``sent`` the
+    publisher's wall-clock time in seconds (``None`` from a publisher that does not stamp its messages).
     """
     try:
         origin, kind, names, values, *rest = _decoder.decode(data)
     except (msgspec.DecodeError, TypeError, ValueError) as exc:
         raise ValueError(f"not a stratacache backplane message: {exc}") from exc
     seq = rest[0] if rest and isinstance(rest[0], int) else None
+    stamp = rest[1] if len(rest) > 1 else None
+    sent = stamp / 1e6 if isinstance(stamp, int | float) and not isinstance(stamp, bool) else None
     if not isinstance(origin, str) or kind not in {KIND_KEYS, KIND_GENS} or not isinstance(names, list):
         raise ValueError("not a stratacache backplane message")
     names = [n.decode("utf-8", "surrogatepass") if isinstance(n, bytes) else n for n in names]
@@ -71,7 +86,7 @@ def decode_message(data: bytes) -> tuple[str, int, list[str], list[int], int | N
         raise ValueError("not a stratacache backplane message")
     if kind == KIND_GENS and len(values) != len(names):
         raise ValueError("generation message with mismatched names and values")
-    return origin, kind, names, values, seq
+    return origin, kind, names, values, seq, sent
 
 
 class Link:
@@ -89,7 +104,7 @@ class Link:
         self._channel = channel
         self._origin = origin
         self._heartbeat = heartbeat
-        self.queue: deque[tuple[int, list[str], list[int], int | None] | None] = deque()
+        self.queue: deque[Item | None] = deque()
         self.pending = 0
         """Queued items not yet applied by ``poll`` (incremented before an item is queued)."""
         self.lost = True
@@ -113,7 +128,7 @@ class Link:
         if self._thread.is_alive() and self._thread is not threading.current_thread():
             self._thread.join(self._heartbeat + 1.0)
 
-    def _push(self, item: tuple[int, list[str], list[int], int | None] | None) -> None:
+    def _push(self, item: Item | None) -> None:
         if self.pending >= MAX_QUEUE and item is not FLUSH:
             item = FLUSH  # nobody is polling (an idle cache): past the bound, one flush stands for the rest
             if self.queue and self.queue[-1] is FLUSH:
@@ -186,7 +201,7 @@ class Link:
         if not isinstance(data, bytes):
             return
         try:
-            origin, kind, names, values, seq = decode_message(data)
+            origin, kind, names, values, seq, sent = decode_message(data)
         except ValueError:
             log.warning("stratacache backplane: unreadable message on %s; flushing L1", self._channel)
             self._push(FLUSH)
@@ -194,7 +209,7 @@ class Link:
         if origin == self._origin and kind == KIND_KEYS:
             return  # our own writes: our L1 already has them (our own bumps still advance the sequence)
         self.received += 1
-        self._push((kind, names, values, seq))
+        self._push((kind, names, values, seq, None if sent is None else time.time() - sent))
 
 
 def connect_sync(spec: RedisTier, *, listen: bool = True) -> redis.Redis:
@@ -207,8 +222,7 @@ def connect_sync(spec: RedisTier, *, listen: bool = True) -> redis.Redis:
     kw["socket_timeout"] = max(spec.timeout, spec.heartbeat) if listen else spec.timeout
     kw["retry"] = redis.retry.Retry(redis.backoff.NoBackoff(), 0)  # the caller decides what a failure means
     if spec.kind == "sentinel":
-        sentinel_kw = {"socket_timeout": spec.timeout, "socket_connect_timeout": spec.connect_timeout}
-        sentinel = redis.sentinel.Sentinel(list(spec.hosts), sentinel_kwargs=sentinel_kw, **kw)
+        sentinel = redis.sentinel.Sentinel(list(spec.hosts), sentinel_kwargs=spec.sentinel_kwargs(), **kw)
         return sentinel.master_for(spec.service, db=spec.db)
     if spec.kind == "unix":
         return redis.Redis(unix_socket_path=spec.socket_path, db=spec.db, **kw)

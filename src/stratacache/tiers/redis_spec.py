@@ -58,16 +58,32 @@ def _int_option(name: str, value: object) -> int:
     return n
 
 
+_SECRET_PARAMS: Final = frozenset({"password", "sentinel_password"})
+
+
 def _redact(url: object) -> str:
-    """``repr`` of a URL with its password replaced by ``***``."""
+    """``repr`` of a URL with its password (in the user info or a ``*password=`` parameter) replaced by ``***``."""
     if not isinstance(url, str):
         return repr(url)
     parts = urllib.parse.urlsplit(url)
-    if parts.password is None:
-        return repr(url)
-    userinfo, _, hosts = parts.netloc.rpartition("@")
-    user = userinfo.partition(":")[0]
-    return repr(urllib.parse.urlunsplit(parts._replace(netloc=f"{user}:***@{hosts}")))
+    if parts.password is not None:
+        userinfo, _, hosts = parts.netloc.rpartition("@")
+        user = userinfo.partition(":")[0]
+        parts = parts._replace(netloc=f"{user}:***@{hosts}")
+    if parts.query:
+        pairs = [p.partition("=") for p in parts.query.split("&")]
+        secret = {urllib.parse.unquote(name) for name, _, _ in pairs} & _SECRET_PARAMS
+        if secret:
+            query = "&".join(
+                f"{name}{sep}***" if urllib.parse.unquote(name) in _SECRET_PARAMS else f"{name}{sep}{value}"
+                for name, sep, value in pairs
+            )
+            parts = parts._replace(query=query)
+    return repr(urllib.parse.urlunsplit(parts))
+
+
+def _is_sentinel_url(url: object) -> bool:
+    return isinstance(url, str) and url.strip().lower().partition("://")[0].endswith("+sentinel")
 
 
 def _hostports(netloc: str, scheme: str) -> tuple[tuple[str, int], ...]:
@@ -125,6 +141,14 @@ class RedisTier(TierSpec):
             after its message arrives (a few ms; the L1's bound anyway), for ~10% less latency per L2 hit.
         ssl_ca_certs, ssl_certfile, ssl_keyfile, ssl_cert_reqs: TLS (``rediss://``); verification is on unless
             ``ssl_cert_reqs="none"``.
+        sentinel_username, sentinel_password: credentials for the Sentinels themselves (their ``requirepass`` or an
+            ACL user), separate from the master's (the URL's); the password may also come from
+            ``$STRATACACHE_REDIS_SENTINEL_PASSWORD`` (and the user name from
+            ``$STRATACACHE_REDIS_SENTINEL_USERNAME``). ``None``: the Sentinels are asked without authenticating.
+            Sentinel URLs only; never shown by ``repr``.
+        sentinel_tls: whether the Sentinels are asked over TLS, with the same ``ssl_*`` options as the master.
+            ``None`` (the default) follows the scheme: TLS to the Sentinels with ``rediss+sentinel://``, plain TCP
+            with ``redis+sentinel://``; ``False`` keeps plain Sentinels behind TLS masters. Sentinel URLs only.
 
     Raises:
         ConfigError: a bad URL, scheme or option.
@@ -152,6 +176,9 @@ class RedisTier(TierSpec):
     ssl_cert_reqs: str = "required"
     backplane_url: str | None = None
     strict_reads: bool = True
+    sentinel_username: str | None = None
+    sentinel_password: str | None = field(default=None, repr=False)
+    sentinel_tls: bool | None = None
     # derived from url (not arguments)
     kind: str = field(init=False, default="")
     hosts: tuple[tuple[str, int], ...] = field(init=False, default=())
@@ -199,7 +226,8 @@ class RedisTier(TierSpec):
         if scheme != "unix" and self.kind != "cluster" and len(self.hosts) > 1 and self.kind != "sentinel":
             raise ConfigError("several hosts are only allowed with redis+sentinel:// or redis+cluster://")
         setattr_(self, "db", int(db))
-        if self.tls and self.ssl_cert_reqs not in _CERT_REQS:
+        self._check_sentinel_options()
+        if (self.tls or self.sentinel_tls) and self.ssl_cert_reqs not in _CERT_REQS:
             raise ConfigError(f"ssl_cert_reqs must be one of {', '.join(_CERT_REQS)}")
         if not isinstance(self.prefix, str) or not self.prefix or "{" in self.prefix or "}" in self.prefix:
             raise ConfigError(f"prefix must be a non-empty str without '{{' or '}}', got {self.prefix!r}")
@@ -215,13 +243,33 @@ class RedisTier(TierSpec):
             raise ConfigError(f"backplane_url must be a Redis URL, got {self.backplane_url!r}")
         self.backplane_spec()  # a bad backplane URL fails here, at the call site
 
+    def _check_sentinel_options(self) -> None:
+        """Type-check the ``sentinel_*`` options, take the password from the environment, refuse them off Sentinel."""
+        setattr_ = object.__setattr__
+        sentinel = self.kind == "sentinel" or _is_sentinel_url(self.backplane_url)
+        if sentinel and self.sentinel_password is None and os.environ.get("STRATACACHE_REDIS_SENTINEL_PASSWORD"):
+            setattr_(self, "sentinel_password", os.environ["STRATACACHE_REDIS_SENTINEL_PASSWORD"])
+            username = self.sentinel_username or os.environ.get("STRATACACHE_REDIS_SENTINEL_USERNAME") or None
+            setattr_(self, "sentinel_username", username)
+        for name in ("sentinel_username", "sentinel_password"):
+            value = getattr(self, name)
+            if value is not None and (not isinstance(value, str) or not value):
+                shown = "***" if name == "sentinel_password" else repr(value)
+                raise ConfigError(f"{name} must be a non-empty str or None, got {shown}")
+        if self.sentinel_tls is not None and not isinstance(self.sentinel_tls, bool):
+            raise ConfigError(f"sentinel_tls must be a bool or None, got {self.sentinel_tls!r}")
+        given = [n for n in ("sentinel_username", "sentinel_password", "sentinel_tls") if getattr(self, n) is not None]
+        if given and not sentinel:
+            raise ConfigError(f"{', '.join(given)}: only for redis+sentinel:// and rediss+sentinel:// URLs")
+
     def backplane_spec(self) -> RedisTier:
         """The spec the backplane subscribes with: this one, or ``backplane_url`` with this spec's options."""
         if self.backplane_url is None:
             return self
-        options = {
-            f.name: getattr(self, f.name) for f in fields(self) if f.init and f.name not in {"url", "backplane_url"}
-        }
+        skip = {"url", "backplane_url"}
+        if not _is_sentinel_url(self.backplane_url):
+            skip |= {"sentinel_username", "sentinel_password", "sentinel_tls"}
+        options = {f.name: getattr(self, f.name) for f in fields(self) if f.init and f.name not in skip}
         return RedisTier(self.backplane_url, **options)
 
     @property
@@ -230,13 +278,18 @@ class RedisTier(TierSpec):
         return self.url.strip().lower().startswith("rediss")
 
     def __repr__(self) -> str:
-        """The spec with any password in its URLs masked."""
+        """The spec with any password in its URLs, and ``sentinel_password``, masked."""
         shown = [f"url={_redact(self.url)}"]
         for name, f in self.__dataclass_fields__.items():
             value = getattr(self, name)
             if name == "url" or not f.init or value == f.default:
                 continue
-            shown.append(f"{name}={_redact(value) if name == 'backplane_url' else repr(value)}")
+            if name == "backplane_url":
+                shown.append(f"{name}={_redact(value)}")
+            elif name == "sentinel_password":
+                shown.append(f"{name}='***'")
+            else:
+                shown.append(f"{name}={value!r}")
         return f"RedisTier({', '.join(shown)})"
 
     @classmethod
@@ -246,12 +299,13 @@ class RedisTier(TierSpec):
         kwargs: dict[str, Any] = {}
         allowed = {*_FLOATS, *_INTS, "prefix", "backplane", "strict_reads", "max_value_bytes", "db"}
         allowed |= {"ssl_ca_certs", "ssl_certfile", "ssl_keyfile", "ssl_cert_reqs", "backplane_url"}
+        allowed |= {"sentinel_username", "sentinel_password", "sentinel_tls"}
         for key, value in parsed.params.items():
             if key not in allowed:
                 raise ConfigError(
                     f"unknown parameter {key!r} for {parsed.scheme}:// (allowed: {', '.join(sorted(allowed))})"
                 )
-            if key in {"backplane", "strict_reads"}:
+            if key in {"backplane", "strict_reads", "sentinel_tls"}:
                 kwargs[key] = parse_bool(value, what=key)
             elif key != "db":
                 kwargs[key] = value
@@ -274,15 +328,33 @@ class RedisTier(TierSpec):
             "client_name": "stratacache",
         }
         if self.tls:
-            kw.update(
-                ssl=True,
-                ssl_ca_certs=self.ssl_ca_certs,
-                ssl_certfile=self.ssl_certfile,
-                ssl_keyfile=self.ssl_keyfile,
-                ssl_cert_reqs=self.ssl_cert_reqs,
-                ssl_check_hostname=self.ssl_cert_reqs == "required",
-            )
+            kw.update(self._ssl_kwargs())
         return kw
+
+    def sentinel_kwargs(self) -> dict[str, Any]:
+        """Keyword arguments of redis-py's connections to the Sentinels (``Sentinel(sentinel_kwargs=...)``).
+
+        The tier's timeouts, ``sentinel_username``/``sentinel_password`` and, when :attr:`sentinel_tls` (by default
+        with ``rediss+sentinel://``), TLS with the ``ssl_*`` options; never the master's credentials.
+        """
+        kw: dict[str, Any] = {"socket_timeout": self.timeout, "socket_connect_timeout": self.connect_timeout}
+        if self.sentinel_username is not None:
+            kw["username"] = self.sentinel_username
+        if self.sentinel_password is not None:
+            kw["password"] = self.sentinel_password
+        if self.tls if self.sentinel_tls is None else self.sentinel_tls:
+            kw.update(self._ssl_kwargs())
+        return kw
+
+    def _ssl_kwargs(self) -> dict[str, Any]:
+        return {
+            "ssl": True,
+            "ssl_ca_certs": self.ssl_ca_certs,
+            "ssl_certfile": self.ssl_certfile,
+            "ssl_keyfile": self.ssl_keyfile,
+            "ssl_cert_reqs": self.ssl_cert_reqs,
+            "ssl_check_hostname": self.ssl_cert_reqs == "required",
+        }
 
     def build(self, *, now: Callable[[], float]) -> Store:
         """Open the synchronous store (see :meth:`build_for`)."""

@@ -700,7 +700,7 @@ class SQLiteStore:
             (now,),
         ).rowcount
         if expired > 0:
-            self.counters.evictions += expired
+            self.counters.expirations += expired
         if expired >= 32:
             self._gc_next = now  # more may be due: the next write sweeps again
             return
