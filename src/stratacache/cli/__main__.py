@@ -1,0 +1,5 @@
+"""``python -m stratacache.cli``: the ``stratacache`` command."""
+
+from stratacache.cli import main
+
+main()
