@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 import urllib.request
 from typing import TYPE_CHECKING
 
@@ -85,3 +86,44 @@ def test_a_closed_cache_does_not_break_the_scrape() -> None:
     registry.register(CacheCollector(c))
     c.close()
     assert b'stratacache_requests_total{namespace="gone"' in generate_latest(registry)  # the scrape does not raise
+
+
+def test_evictions_by_cause_and_tenant_requests_are_exported() -> None:
+    clock = FakeClock()
+    registry = CollectorRegistry()
+    with sc.Cache(
+        sc.MemoryTier(max_entries=2), namespace="ev", clock=clock, tenant_of=lambda k: k[:2], max_tenants=1
+    ) as c:
+        register(c, registry)
+        c.set("t1a", 1, ttl=1)
+        clock.advance(2)
+        for i in range(5):  # later writes reclaim the expired entry, then evict for room
+            c.set(f"t1{i}", i, ttl=100)
+        c.get("t1a")
+        c.get("t2a")
+        got = _samples(generate_latest(registry).decode())
+    ns = ("namespace", "ev")
+    assert got["stratacache_evictions_total", (("cause", "expired"), ns, ("tier", "memory"))] == 1
+    assert got["stratacache_evictions_total", (("cause", "capacity"), ns, ("tier", "memory"))] == 3
+    assert got["stratacache_tenant_requests_total", (ns, ("result", "miss"), ("tenant", "t1"))] == 1
+    assert got["stratacache_tenant_requests_total", (ns, ("result", "miss"), ("tenant", "other"))] == 1
+    assert got["stratacache_invalidations_total", (ns, ("source", "postgres"))] == 0
+
+
+def test_invalidation_lag_from_another_process_is_a_histogram(redis_url: str) -> None:
+    registry = CollectorRegistry()
+    spec = sc.RedisTier(redis_url, prefix="lag:", timeout=2.0)
+    with sc.Cache(sc.MemoryTier(), spec, namespace="lag") as reader, sc.Cache(spec, namespace="lag") as writer:
+        register(reader, registry)
+        for i in range(20):
+            writer.set(f"k{i}", i)
+        writer.invalidate_tags("t")
+        deadline = time.monotonic() + 5
+        while sum(reader.stats().lag_histogram) < 21 and time.monotonic() < deadline:
+            reader.get("k0")  # every operation applies what the backplane delivered
+            time.sleep(0.01)
+        got = _samples(generate_latest(registry).decode())
+    labels = (("namespace", "lag"), ("source", "backplane"))
+    assert got["stratacache_invalidation_lag_seconds_count", labels] == 21
+    assert got["stratacache_invalidation_lag_seconds_bucket", (("le", "+Inf"), *labels)] == 21
+    assert 0 <= got["stratacache_invalidation_lag_seconds_sum", labels] < 21 * 1.0  # loopback: well under 1 s each

@@ -818,6 +818,8 @@ class Engine:
     def _apply(self, changes: Changes) -> None:
         l1 = self._l1
         counters = self._counters
+        if changes.lags:
+            counters.observe_lags(changes.lags)
         if changes.flush_all:
             counters.remote_invalidations += 1
             self._flush_l1(forget_gens=not changes.keep_gens)
@@ -834,8 +836,6 @@ class Engine:
                 l1.clear()
         if changes.seqs:
             self._gens.advance(changes.seqs)
-        if changes.lags:
-            counters.observe_lags(changes.lags)
 
     def _flush_l1(self, *, forget_gens: bool = True) -> None:
         for i in range(_STRIPES):
