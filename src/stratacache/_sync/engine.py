@@ -54,6 +54,7 @@ from stratacache._primitives import MISSING, pause
 from stratacache.core.config import validate_ttl
 from stratacache.core.entries import EntryFactory, cap_expiry
 from stratacache.core.freshness import xfetch_due
+from stratacache.core.inspection import EntryInfo, describe
 from stratacache.core.keys import encode_key, gen_name, glob_regex, key_prefix, validate_namespace, validate_tags
 from stratacache.core.loadpolicy import PLAIN, LoadPolicy, check_policy
 from stratacache.errors import (
@@ -179,6 +180,7 @@ class Engine:
             copy_on_read=l1 is not None and l1.copy_on_read,
         )
         self._codec_tag = self._entries.codec_tag
+        self._schema = schema
         self._copy = l1 is not None and l1.copy_on_read
         self._gens = Generations(namespace, authoritative=self._home is None)
         self._flight = SingleFlight()
@@ -538,6 +540,41 @@ class Engine:
         if ours and self._l1 is not None:
             self._l1.clear()
         self._counters.invalidations += 1
+
+    def inspect(self, key: Hashable) -> list[EntryInfo]:
+        """What each tier holds for ``key``, L1 first: age, TTL left, size, codec, tags and their generations.
+
+        For operators (``stratacache inspect``): it reads every tier, even below a hit, and never counts, loads,
+        backfills or changes anything. A tier that cannot be asked is reported with its error, not raised.
+
+        Raises:
+            InvalidKeyError: bad key.
+        """
+        k = self._key(key)
+        if self._pollers:
+            self._poll()
+        now = self._clock.now()
+        found: list[tuple[str, Envelope[Any] | None, str | None]] = []
+        if self._l1 is not None:
+            found.append((self._l1.name, self._l1.peek(k), None))
+        for store in self._lower:
+            try:
+                (env,) = store.get_many([k])
+            except TierError as exc:
+                found.append((store.name, None, f"{type(exc).__name__}: {exc}"))
+            else:
+                found.append((store.name, env, None))
+        out: list[EntryInfo] = []
+        for name, env, error in found:
+            if env is None:
+                out.append(EntryInfo(tier=name, present=False, error=error))
+                continue
+            try:
+                gens: tuple[int, ...] | None = self._snapshot(env.tags)
+            except TierError:
+                gens = None
+            out.append(describe(name, env, now, gens, schema=self._schema))
+        return out
 
     def set_tracer(self, tracer: Tracer | None) -> None:
         """Trace loads and lower-tier calls: ``tracer(name, attributes)`` returns a context manager (a span).

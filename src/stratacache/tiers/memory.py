@@ -64,6 +64,10 @@ class MemoryStore:
         """Return the stored envelope (fresh or not: the engine judges) and record the access."""
         return self._policy.get(key)
 
+    def peek(self, key: str) -> Envelope[Any] | None:
+        """Return the stored envelope without recording an access (inspection, not a lookup)."""
+        return self._policy.peek(key)
+
     # --- writes ---
 
     def check_weight(self, weight: int) -> None:
