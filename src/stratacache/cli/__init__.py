@@ -36,6 +36,7 @@ def make_app() -> typer.Typer:
     if _IMPORT_ERROR is not None:
         raise _IMPORT_ERROR
     from stratacache.cli.demo import demo
+    from stratacache.cli.doctor import doctor
     from stratacache.cli.simulate import simulate_command
 
     app = typer.Typer(
@@ -52,6 +53,7 @@ def make_app() -> typer.Typer:
 
     app.command("demo")(demo)
     app.command("simulate")(simulate_command)
+    app.command("doctor")(doctor)
     return app
 
 
