@@ -621,7 +621,7 @@ def evaluate_clock_skew(skew: float | None, rtt: float = 0.0, *, error: str | No
             "grant +time to stratacache's ACL user (the bump script needs it anyway)",
         )
     bound = max(0.0, abs(skew) - rtt / 2)
-    ahead = "ahead of" if skew > 0 else "behind"
+    ahead = "ahead of" if skew >= 0 else "behind"
     detail = f"server clock {_ms(abs(skew))} {ahead} this host (± {_ms(rtt / 2)}, half the round trip)"
     why = (
         "invalidation-lag metrics compare a publisher's clock with a receiver's, and TTLs, the outage distrust "
