@@ -35,7 +35,7 @@ test: $(VENV)/.installed-all+test+lint
 
 bench: $(VENV)/.installed-all+bench
 	@scripts/ensure-servers.sh
-	$(PY) -m benchmarks run l1 deco sqlite sqlite-scale redis hitrate memory --out benchmarks/results/
+	$(PY) -m benchmarks run l1 deco sqlite sqlite-scale redis hitrate memory metrics-overhead --out benchmarks/results/
 
 lint: $(VENV)/.installed-all+test+lint
 	$(BIN)/ruff check src tests benchmarks scripts

@@ -10,9 +10,9 @@ import time
 from datetime import UTC, datetime
 from pathlib import Path
 
-from benchmarks import harness, hitrate, memory, report, sqlite_scale, suites
+from benchmarks import harness, hitrate, memory, metrics_overhead, report, sqlite_scale, suites
 
-SUITES = (*suites.SUITES, sqlite_scale.SUITE, memory.SUITE)  # these two run apart from the timing harness
+SUITES = (*suites.SUITES, sqlite_scale.SUITE, memory.SUITE, metrics_overhead.SUITE)  # the last three run apart
 
 DEFAULT_REPEATS = 40
 DEFAULT_TARGET_MS = 30.0
@@ -70,6 +70,7 @@ def run(chosen: list[str], *, out: Path, repeats: int, target_ms: float, quick: 
     hit_ratios: dict[str, object] | None = None
     mem: dict[str, object] | None = None
     scale: dict[str, object] | None = None
+    overhead: dict[str, object] | None = None
     try:
         log(f"setting up suites {', '.join(chosen)}")
         cases = suites.build([s for s in chosen if s in suites.SUITES], ctx)
@@ -85,6 +86,9 @@ def run(chosen: list[str], *, out: Path, repeats: int, target_ms: float, quick: 
         if sqlite_scale.SUITE in chosen:
             log("growing and timing the sqlite-scale stores")
             scale = sqlite_scale.run(log, tmp_root=tmp_root, quick=quick)
+        if metrics_overhead.SUITE in chosen:
+            log("timing the read paths with and without metrics and tracing")
+            overhead = metrics_overhead.run(log, tmp_root=tmp_root, quick=quick)
     finally:
         close_problems = ctx.close()
         loop.run_until_complete(loop.shutdown_asyncgens())
@@ -120,6 +124,8 @@ def run(chosen: list[str], *, out: Path, repeats: int, target_ms: float, quick: 
         doc["memory"] = mem
     if scale is not None:
         doc["sqlite_scale"] = scale
+    if overhead is not None:
+        doc["metrics_overhead"] = overhead
     md = report.markdown(doc) if timed else f"# stratacache benchmarks ({doc['started_at']})\n"
     if scale is not None:
         md += "\n" + sqlite_scale.markdown(scale)
@@ -127,6 +133,8 @@ def run(chosen: list[str], *, out: Path, repeats: int, target_ms: float, quick: 
         md += "\n" + hitrate.markdown(hit_ratios)
     if mem is not None:
         md += "\n" + memory.markdown(mem)
+    if overhead is not None:
+        md += "\n" + metrics_overhead.markdown(overhead)
     out.mkdir(parents=True, exist_ok=True)
     stamp = started.strftime("%Y%m%dT%H%M%SZ")
     text = json.dumps(doc, indent=1) + "\n"

@@ -355,3 +355,14 @@ def test_redis_tier_spans(redis_url: str, spans: InMemorySpanExporter, tracers: 
         assert c.get("k") == 1
     names = [(s.name, (s.attributes or {})["stratacache.tier"]) for s in spans.get_finished_spans()]
     assert names == [("stratacache.tier.set", "redis"), ("stratacache.tier.get", "redis")]
+
+
+def test_tier_spans_off_keeps_the_load_spans(
+    tmp_path: Path, spans: InMemorySpanExporter, tracers: TracerProvider
+) -> None:
+    with sc.Cache(sc.SQLiteTier(tmp_path / "c.db"), namespace="loads") as c:
+        with instrument(c, tracer_provider=tracers, metrics=False, tier_spans=False) as inst:
+            assert inst.tracing
+            assert c.get_or_load("k", lambda: 1) == 1
+            assert c.get("k") == 1
+        assert [s.name for s in spans.get_finished_spans()] == ["stratacache.load"]

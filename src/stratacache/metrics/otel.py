@@ -34,18 +34,19 @@ import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
+from opentelemetry import context as otel_context
 from opentelemetry import metrics as otel_metrics
 from opentelemetry import trace as otel_trace
 from opentelemetry.metrics import MeterProvider, Observation
-from opentelemetry.trace import NoOpTracer, NoOpTracerProvider, ProxyTracerProvider, SpanKind
+from opentelemetry.trace import NoOpTracer, NoOpTracerProvider, ProxyTracerProvider, SpanKind, Status, StatusCode
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Iterator
     from types import TracebackType
 
     from opentelemetry.metrics import CallbackOptions, Meter
+    from opentelemetry.trace import Span, TracerProvider
     from opentelemetry.trace import Tracer as OtelTracer
-    from opentelemetry.trace import TracerProvider
 
     from stratacache._types import Tracer
     from stratacache.metrics.stats import Stats, TierStats
@@ -374,6 +375,7 @@ def _version() -> str | None:
 
 
 _NO_SPAN: contextlib.AbstractContextManager[None] = contextlib.nullcontext()
+_UNSET = (ProxyTracerProvider, NoOpTracerProvider)
 
 
 class _GlobalProvider:
@@ -385,24 +387,53 @@ class _GlobalProvider:
     def ready(cls) -> bool:
         if cls.resolved:
             return True
-        provider = otel_trace.get_tracer_provider()
-        if isinstance(provider, ProxyTracerProvider | NoOpTracerProvider):
+        if isinstance(otel_trace.get_tracer_provider(), _UNSET):
             return False
         cls.resolved = True
         return True
 
 
-def _make_tracer(tracer: OtelTracer, namespace: str, *, global_provider: bool) -> Tracer:
-    start = tracer.start_as_current_span
+class _Scope:
+    """``start_as_current_span`` without its generator layers: the span is current inside, ended on exit.
+
+    An ``Exception`` leaving the block is recorded on the span, whose status becomes ERROR (a ``BaseException``
+    such as a cancellation only ends it), as ``opentelemetry.trace.use_span`` does.
+    """
+
+    __slots__ = ("_span", "_token")
+
+    def __init__(self, span: Span) -> None:
+        self._span = span
+        self._token: object = None
+
+    def __enter__(self) -> Span:
+        self._token = otel_context.attach(otel_trace.set_span_in_context(self._span))
+        return self._span
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        span = self._span
+        try:
+            otel_context.detach(self._token)  # type: ignore[arg-type]
+            if isinstance(exc, Exception) and span.is_recording():
+                span.record_exception(exc)
+                span.set_status(Status(StatusCode.ERROR, f"{type(exc).__name__}: {exc}"))
+        finally:
+            span.end()
+
+
+def _make_tracer(tracer: OtelTracer, namespace: str, *, global_provider: bool, tier_spans: bool) -> Tracer:
+    start = tracer.start_span
     client, internal = SpanKind.CLIENT, SpanKind.INTERNAL
     ready = _GlobalProvider.ready
 
     def trace(name: str, attributes: dict[str, Any]) -> contextlib.AbstractContextManager[Any]:
-        if global_provider and not ready():
+        tier = name.startswith("stratacache.tier.")
+        if (tier and not tier_spans) or (global_provider and not ready()):
             return _NO_SPAN
-        attrs = {**attributes, "stratacache.namespace": namespace}
-        kind = client if name.startswith("stratacache.tier.") else internal
-        return start(name, kind=kind, attributes=attrs, record_exception=True, set_status_on_exception=True)
+        attributes["stratacache.namespace"] = namespace  # a fresh dict from the engine at every call
+        return _Scope(start(name, kind=client if tier else internal, attributes=attributes))
 
     return trace
 
@@ -456,6 +487,7 @@ def instrument(
     tracer_provider: TracerProvider | None = None,
     traces: bool = True,
     metrics: bool = True,
+    tier_spans: bool = True,
 ) -> Instrumentation:
     """Export ``cache``'s counters as OpenTelemetry metrics and, with ``traces``, trace its loads and tier calls.
 
@@ -467,6 +499,9 @@ def instrument(
             start once a real provider is set).
         traces: install a tracer with ``cache.set_tracer`` (replacing any tracer the cache had).
         metrics: register the cache with the observable instruments.
+        tier_spans: with ``traces``, also trace calls to the tiers below the L1 (``stratacache.tier.*``).
+            ``False`` keeps the ``stratacache.load`` spans only: an SDK span costs about as much as a SQLite hit,
+            so L2 hits then pay only a function call (see ``docs/observability.md``, overhead).
 
     Returns:
         An :class:`Instrumentation`; ``close()`` undoes this call.
@@ -480,6 +515,8 @@ def instrument(
         provider = tracer_provider if tracer_provider is not None else otel_trace.get_tracer_provider()
         tracer = provider.get_tracer(SCOPE, _version())
         if not isinstance(tracer, NoOpTracer):  # a disabled SDK or the no-op provider: leave the hook off
-            tracer_fn = _make_tracer(tracer, cache.namespace, global_provider=tracer_provider is None)
+            tracer_fn = _make_tracer(
+                tracer, cache.namespace, global_provider=tracer_provider is None, tier_spans=tier_spans
+            )
             cache.set_tracer(tracer_fn)
     return Instrumentation(cache, exporter, tracer_fn)
