@@ -336,8 +336,9 @@ def evaluate_maxmemory_policy(policy: str | None, maxmemory: int | None, used_me
     elif name == "noeviction":
         severity: Severity = "warning"
         text = (
-            "evicts nothing: once used_memory reaches maxmemory, every write is refused with OOM, so set(), fills "
-            "and invalidate_tags()/clear() raise TierError and reads miss (counted in errors)"
+            "evicts nothing: once used_memory reaches maxmemory, writes are refused with OOM: set() and "
+            "invalidate_tags()/clear() raise TierError, fills fail (counted in errors; the loaded value is still "
+            "served); reads and deletes still work"
         )
         if maxmemory and used_memory is not None and used_memory >= 0.9 * maxmemory:
             severity = "error"
