@@ -599,13 +599,39 @@ def evaluate_topology(
     cluster_info: Mapping[str, str] | None = None,
     cluster_nodes: Sequence[tuple[str, tuple[str, ...], int]] = (),
     cluster_error: str | None = None,
+    backplane_error: str | None = None,
 ) -> Finding:
-    """``redis.topology``: standalone master, replica, Sentinel or Cluster, judged by the URL's kind."""
+    """``redis.topology``: standalone master, replica, Sentinel or Cluster, judged by the URL's kind.
+
+    ``backplane_error``: why subscribing to the backplane channel failed (a proxy that cannot carry pub/sub, an ACL
+    without the channel): the L1 above the tier is then flushed before every operation.
+    """
     if kind == "sentinel":
-        return _topology_sentinel(sentinels, info, address)
-    if kind == "cluster":
-        return _topology_cluster(cluster_info or {}, cluster_nodes, cluster_error)
-    return _topology_standalone(kind, info, address)
+        found = _topology_sentinel(sentinels, info, address)
+    elif kind == "cluster":
+        found = _topology_cluster(cluster_info or {}, cluster_nodes, cluster_error)
+    else:
+        found = _topology_standalone(kind, info, address)
+    if backplane_error is None:
+        return found
+    return Finding(
+        "redis.topology",
+        "error",
+        "The backplane cannot subscribe",
+        f"{found.detail}; SUBSCRIBE to the backplane channel failed ({backplane_error}): every process flushes its "
+        "L1 before every operation, so the L1 serves nothing",
+        "; ".join(
+            x
+            for x in (
+                found.fix,
+                (
+                    "subscribe through an endpoint that carries pub/sub (backplane_url=redis://primary:6379/0 behind a "
+                    "proxy); let the ACL user +subscribe on &<prefix>bp; or backplane=False for processes without an L1"
+                ),
+            )
+            if x
+        ),
+    )
 
 
 def evaluate_clock_skew(skew: float | None, rtt: float = 0.0, *, error: str | None = None) -> Finding:
@@ -1258,6 +1284,7 @@ def _redis_findings(spec: RedisTier, samples: int) -> tuple[list[Finding], bool]
             cluster_info=facts.cluster_info,
             cluster_nodes=facts.cluster_nodes,
             cluster_error=facts.cluster_error,
+            backplane_error=facts.backplane_error,
         ),
         evaluate_latency(facts.pings, tier="redis", timeout=spec.timeout),
     ]

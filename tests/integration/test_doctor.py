@@ -395,3 +395,32 @@ def test_as_a_subprocess(tmp_path: Path, redis_url: str) -> None:
     assert bad.returncode == 2
     assert "Traceback" not in bad.stderr
     assert bad.stderr.strip().startswith("error: unknown tier scheme")
+
+
+def test_acl_without_the_backplane_channel(private_redis: RedisServer) -> None:
+    with private_redis.client() as client:
+        client.execute_command(
+            *[
+                "ACL",
+                "SETUSER",
+                "app",
+                "on",
+                ">app-pw",
+                "resetkeys",
+                "~sc:*",
+                "resetchannels",
+                "-@all",
+                "+ping",
+                "+info",
+                "+time",
+                "+client|setname",
+                "+subscribe",
+            ]
+        )
+    url = private_redis.url.replace("redis://", "redis://app:app-pw@")
+    doc = _doc("--url", url, code=4)
+    topology = _one(doc, "redis.topology")
+    assert topology["severity"] == "error"
+    assert "SUBSCRIBE" in topology["detail"]
+    assert _one(doc, "redis.persistence")["severity"] == "info"  # CONFIG GET refused by the ACL: no crash
+    assert "app-pw" not in json.dumps(doc)

@@ -548,3 +548,15 @@ def test_report() -> None:
         "tier": "sqlite:///a.db",
     }
     assert Report(()).worst == "ok"
+
+
+def test_a_backplane_that_cannot_subscribe_is_an_error_whatever_the_topology() -> None:
+    for kind, kw in (
+        ("redis", {}),
+        ("cluster", {"cluster_info": OK_CLUSTER, "cluster_nodes": _nodes()}),
+        ("sentinel", {"sentinels": [_sentinel(), _sentinel(), _sentinel()]}),
+    ):
+        f = evaluate_topology(kind, {"role": "master"}, backplane_error="ResponseError: unknown command", **kw)  # type: ignore[arg-type]
+        _check(f, "redis.topology", "error")
+        assert "unknown command" in f.detail
+        assert "backplane_url" in f.fix

@@ -92,6 +92,8 @@ class RedisDiagnostics:
     cluster_nodes: tuple[tuple[str, tuple[str, ...], int], ...] = ()
     """Per node of ``CLUSTER NODES``: ``(address, flags, slots served)``."""
     cluster_error: str | None = None
+    backplane_error: str | None = None
+    """Why subscribing to the backplane channel failed (``None``: it worked, or ``backplane=False``)."""
 
 
 def _text(value: object) -> str:
@@ -152,6 +154,7 @@ def diagnose(spec: RedisTier, *, pings: int = 20, clock_samples: int = 5) -> Red
         cluster_error = None
         if spec.kind == "cluster":
             cluster_info, nodes, cluster_error = _cluster(client)
+        backplane_error = _subscribe(spec) if spec.backplane else None
         return RedisDiagnostics(
             kind=spec.kind,
             address=_address(spec, client),
@@ -167,7 +170,38 @@ def diagnose(spec: RedisTier, *, pings: int = 20, clock_samples: int = 5) -> Red
             cluster_info=cluster_info,
             cluster_nodes=nodes,
             cluster_error=cluster_error,
+            backplane_error=backplane_error,
         )
+    finally:
+        with contextlib.suppress(Exception):
+            client.close()
+
+
+def _subscribe(spec: RedisTier) -> str | None:
+    """Subscribe to the backplane channel as the store does (``backplane_url`` if set); why it failed, if it did.
+
+    Only a subscription, confirmed, then dropped: nothing is published (a foreign message would flush every L1).
+    """
+    bp = spec.backplane_spec()
+    try:
+        client: Any = redis_link.connect_sync(bp, listen=True)
+    except Exception as exc:
+        return _error(exc)
+    try:
+        pubsub = client.pubsub()
+        try:
+            pubsub.subscribe(bp.prefix + "bp")
+            deadline = time.monotonic() + max(bp.timeout, 1.0)
+            while time.monotonic() < deadline:
+                msg = pubsub.get_message(timeout=0.05)
+                if msg is not None and msg.get("type") == "subscribe":
+                    return None
+            return "no subscription confirmation"
+        finally:
+            with contextlib.suppress(Exception):
+                pubsub.close()
+    except Exception as exc:
+        return _error(exc)
     finally:
         with contextlib.suppress(Exception):
             client.close()
