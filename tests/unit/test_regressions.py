@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import asyncio
 import dataclasses
 import inspect
+import logging
 import math
 import sys
 import threading
+import time
 import warnings
 from typing import TYPE_CHECKING
 
@@ -220,3 +223,28 @@ def test_memoized_decorator_keys_stay_type_exact() -> None:
     assert len(set(keys)) == len(keys)
     assert [f(v) for v in (1, True, 0.0, -0.0)] == [1, True, 0.0, -0.0]
     assert str(f(-0.0)) == "-0.0"
+
+
+def test_close_with_an_invalidation_owed_to_an_unreachable_tier_returns_and_says_so(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """close() waited forever for the replay loop of a tier that never came back (found by `stratacache invalidate`)."""
+    pytest.importorskip("redis")
+    cache = sc.Cache("redis://127.0.0.1:1/0?timeout=0.05&connect_timeout=0.05", namespace="gone")
+    cache.invalidate_tags("t")  # journaled: nothing listens on port 1
+    assert cache.stats()["redis"].pending_invalidations == 1
+    started = time.monotonic()
+    with caplog.at_level(logging.WARNING, logger="stratacache"):
+        cache.close()
+    assert time.monotonic() - started < 5
+    assert "never delivered to the unreachable redis tier" in caplog.text
+
+
+@pytest.mark.asyncio
+async def test_async_close_with_an_owed_invalidation_returns(caplog: pytest.LogCaptureFixture) -> None:
+    pytest.importorskip("redis")
+    cache = sc.AsyncCache("redis://127.0.0.1:1/0?timeout=0.05&connect_timeout=0.05", namespace="gone")
+    await cache.invalidate_tags("t")
+    with caplog.at_level(logging.WARNING, logger="stratacache"):
+        await asyncio.wait_for(cache.close(), 5)
+    assert "never delivered" in caplog.text

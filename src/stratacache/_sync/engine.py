@@ -46,6 +46,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
@@ -87,6 +88,8 @@ if TYPE_CHECKING:
     from stratacache.tiers.memory import MemoryStore
 
 __all__ = ["Engine"]
+
+log = logging.getLogger("stratacache")
 
 T = TypeVar("T")
 Depths: TypeAlias = "set[int]"  # tier depths (the engine's own ``set`` method shadows the builtin in annotations)
@@ -213,6 +216,7 @@ class Engine:
         self._watch = _watcher(len(self._prefix), access_log, tenants)  # None unless sampling or tenants are on
         self._tracer: Tracer | None = None
         self._closed = False
+        self._stopping = False
 
     # ------------------------------------------------------------------ public API
 
@@ -652,8 +656,17 @@ class Engine:
         """Release every tier's resources. Further use raises :class:`CacheClosedError`."""
         if self._closed:
             return
+        self._stopping = True  # ends the replay loop of an unreachable tier, which would otherwise hold close()
         self._background.close()  # background refreshes still use the tiers
         self._closed = True
+        for store, journal in zip(self._lower, self._journals, strict=True):
+            if journal:
+                log.warning(
+                    "stratacache: closing with %s invalidation(s) never delivered to the unreachable %s tier; "
+                    "entries they concern may be served stale by other processes until they expire",
+                    "an overflowed journal of" if journal.overflowed else len(journal),
+                    store.name,
+                )
         if self._access_log is not None:
             self._access_log.flush()
         if self._l1 is not None:
@@ -928,7 +941,7 @@ class Engine:
 
     def _settle_in_background(self) -> None:
         try:
-            while self._unsettled and not self._closed:
+            while self._unsettled and not self._stopping:
                 with contextlib.suppress(TierError):
                     self._settle()
                 if self._unsettled:
@@ -1258,9 +1271,11 @@ class Engine:
             t0 = self._clock.monotonic()
             try:
                 value = self._call_loader(loader)
-            except BaseException:
+            except Exception:  # a cancellation (BaseException) is the caller leaving, not the loader failing
+                failed = self._clock.monotonic() - t0
                 counters.load_errors += 1
-                counters.load_time += self._clock.monotonic() - t0
+                counters.load_time += failed
+                counters.observe_load(failed)
                 raise
             delta = self._clock.monotonic() - t0
             counters.load_time += delta

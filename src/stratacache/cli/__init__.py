@@ -37,6 +37,7 @@ def make_app() -> typer.Typer:
         raise _IMPORT_ERROR
     from stratacache.cli.demo import demo
     from stratacache.cli.doctor import doctor
+    from stratacache.cli.ops import inspect_command, invalidate_command, stats_command, top_command, warm_command
     from stratacache.cli.simulate import simulate_command
 
     app = typer.Typer(
@@ -54,6 +55,11 @@ def make_app() -> typer.Typer:
     app.command("demo")(demo)
     app.command("simulate")(simulate_command)
     app.command("doctor")(doctor)
+    app.command("stats")(stats_command)
+    app.command("inspect")(inspect_command)
+    app.command("invalidate")(invalidate_command)
+    app.command("top")(top_command)
+    app.command("warm")(warm_command)
     return app
 
 

@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import contextlib
 import dataclasses
+import logging
 import threading
 import time
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
@@ -85,6 +86,8 @@ if TYPE_CHECKING:
     from stratacache.tiers.memory import MemoryStore
 
 __all__ = ["AsyncEngine"]
+
+log = logging.getLogger("stratacache")
 
 T = TypeVar("T")
 Depths: TypeAlias = "set[int]"  # tier depths (the engine's own ``set`` method shadows the builtin in annotations)
@@ -211,6 +214,7 @@ class AsyncEngine:
         self._watch = _watcher(len(self._prefix), access_log, tenants)  # None unless sampling or tenants are on
         self._tracer: Tracer | None = None
         self._closed = False
+        self._stopping = False
 
     # ------------------------------------------------------------------ public API
 
@@ -650,8 +654,17 @@ class AsyncEngine:
         """Release every tier's resources. Further use raises :class:`CacheClosedError`."""
         if self._closed:
             return
+        self._stopping = True  # ends the replay loop of an unreachable tier, which would otherwise hold close()
         await self._background.close()  # background refreshes still use the tiers
         self._closed = True
+        for store, journal in zip(self._lower, self._journals, strict=True):
+            if journal:
+                log.warning(
+                    "stratacache: closing with %s invalidation(s) never delivered to the unreachable %s tier; "
+                    "entries they concern may be served stale by other processes until they expire",
+                    "an overflowed journal of" if journal.overflowed else len(journal),
+                    store.name,
+                )
         if self._access_log is not None:
             self._access_log.flush()
         if self._l1 is not None:
@@ -926,7 +939,7 @@ class AsyncEngine:
 
     async def _settle_in_background(self) -> None:
         try:
-            while self._unsettled and not self._closed:
+            while self._unsettled and not self._stopping:
                 with contextlib.suppress(TierError):
                     await self._settle()
                 if self._unsettled:
@@ -1256,9 +1269,11 @@ class AsyncEngine:
             t0 = self._clock.monotonic()
             try:
                 value = await self._call_loader(loader)
-            except BaseException:
+            except Exception:  # a cancellation (BaseException) is the caller leaving, not the loader failing
+                failed = self._clock.monotonic() - t0
                 counters.load_errors += 1
-                counters.load_time += self._clock.monotonic() - t0
+                counters.load_time += failed
+                counters.observe_load(failed)
                 raise
             delta = self._clock.monotonic() - t0
             counters.load_time += delta

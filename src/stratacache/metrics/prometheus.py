@@ -43,8 +43,8 @@ _TIER_COUNTERS = (
 )
 # engine counters: (metric name without prefix, Stats attribute, help)
 _ENGINE_COUNTERS = (
-    ("loads", "loads", "Loader calls."),
-    ("load_errors", "load_errors", "Loader calls that raised."),
+    ("loads", "loads", "Loader calls that returned a value (calls = loads + load_errors)."),
+    ("load_errors", "load_errors", "Loader calls that raised (cancelled callers are not counted)."),
     ("coalesced", "coalesced", "Callers that waited for another caller's load (single-flight)."),
     ("lock_waits", "lock_waits", "Loads that waited for another process's lease."),
     ("load_timeouts", "load_timeouts", "Callers that stopped waiting for a load (LoadPolicy timeouts)."),
@@ -133,7 +133,7 @@ def _families(snapshots: list[Stats]) -> Iterator[Any]:
         labels=["namespace", "source"],
     )
     durations = HistogramMetricFamily(
-        "stratacache_load_duration_seconds", "Loader call durations.", labels=["namespace"]
+        "stratacache_load_duration_seconds", "Loader call durations, returned or raised.", labels=["namespace"]
     )
     lags = HistogramMetricFamily(
         "stratacache_invalidation_lag_seconds",
