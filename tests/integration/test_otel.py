@@ -15,6 +15,7 @@ from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanE
 from opentelemetry.trace import NoOpTracerProvider, SpanKind, StatusCode
 
 import stratacache as sc
+from stratacache.metrics import otel
 from stratacache.metrics.otel import INSTRUMENTS, instrument
 from stratacache.testing import FakeClock
 
@@ -366,3 +367,13 @@ def test_tier_spans_off_keeps_the_load_spans(
             assert c.get_or_load("k", lambda: 1) == 1
             assert c.get("k") == 1
         assert [s.name for s in spans.get_finished_spans()] == ["stratacache.load"]
+
+
+def test_api_alone_installs_no_tracer(monkeypatch: pytest.MonkeyPatch) -> None:
+    if not isinstance(otel_trace.get_tracer_provider(), otel_trace.ProxyTracerProvider):
+        pytest.skip("a global tracer provider is set in this process")
+    monkeypatch.setattr(otel, "_sdk_installed", lambda: False)
+    with sc.Cache(namespace="api") as c, instrument(c) as inst:
+        assert not inst.tracing
+        assert c._tracer is None
+        assert inst.metrics  # registered with the API's proxy meter provider: never called back without an SDK

@@ -14,8 +14,8 @@ around each loader call and ``stratacache.tier.get``/``.set``/``.fill`` spans (`
 tier below the L1, current while they run (so the loader's own spans are its children), with the exception recorded
 and the status ERROR when the call raises. The L1 is never traced.
 
-With only ``opentelemetry-api`` installed (no SDK configured) the meter never calls back and the tracer hands out a
-shared no-op context manager until a real global tracer provider is set.
+With only ``opentelemetry-api`` installed the meter never calls back and no tracer is installed: nothing is paid. With
+the SDK installed but no global provider set yet, the tracer hands out a shared no-op context manager until one is.
 
 Usage::
 
@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import contextlib
 import importlib.metadata
+import importlib.util
 import threading
 import weakref
 from dataclasses import dataclass
@@ -393,6 +394,14 @@ class _GlobalProvider:
         return True
 
 
+def _sdk_installed() -> bool:
+    """Whether ``opentelemetry-sdk`` can be imported (without importing it)."""
+    try:
+        return importlib.util.find_spec("opentelemetry.sdk") is not None
+    except (ImportError, ValueError):
+        return False
+
+
 class _Scope:
     """``start_as_current_span`` without its generator layers: the span is current inside, ended on exit.
 
@@ -430,7 +439,7 @@ def _make_tracer(tracer: OtelTracer, namespace: str, *, global_provider: bool, t
 
     def trace(name: str, attributes: dict[str, Any]) -> contextlib.AbstractContextManager[Any]:
         tier = name.startswith("stratacache.tier.")
-        if (tier and not tier_spans) or (global_provider and not ready()):
+        if (tier and not tier_spans) or (global_provider and not (_GlobalProvider.resolved or ready())):
             return _NO_SPAN
         attributes["stratacache.namespace"] = namespace  # a fresh dict from the engine at every call
         return _Scope(start(name, kind=client if tier else internal, attributes=attributes))
@@ -496,7 +505,7 @@ def instrument(
         meter_provider: where the instruments are created (default: the global meter provider). Instruments are
             created once per provider; every cache instrumented on it is reported by them.
         tracer_provider: where spans are started (default: the global tracer provider, looked up lazily: spans
-            start once a real provider is set).
+            start once a real provider is set; with ``opentelemetry-api`` alone no tracer is installed at all).
         traces: install a tracer with ``cache.set_tracer`` (replacing any tracer the cache had).
         metrics: register the cache with the observable instruments.
         tier_spans: with ``traces``, also trace calls to the tiers below the L1 (``stratacache.tier.*``).
@@ -511,7 +520,8 @@ def instrument(
         exporter = _exporter(meter_provider if meter_provider is not None else otel_metrics.get_meter_provider())
         exporter.add(cache)
     tracer_fn: Tracer | None = None
-    if traces:
+    if traces and (tracer_provider is not None or _GlobalProvider.ready() or _sdk_installed()):
+        # (with the API alone and no provider given, no span can ever be recorded: no tracer at all)
         provider = tracer_provider if tracer_provider is not None else otel_trace.get_tracer_provider()
         tracer = provider.get_tracer(SCOPE, _version())
         if not isinstance(tracer, NoOpTracer):  # a disabled SDK or the no-op provider: leave the hook off
