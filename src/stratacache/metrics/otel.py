@@ -15,7 +15,8 @@ tier below the L1, current while they run (so the loader's own spans are its chi
 and the status ERROR when the call raises. The L1 is never traced.
 
 With only ``opentelemetry-api`` installed the meter never calls back and no tracer is installed: nothing is paid. With
-the SDK installed but no global provider set yet, the tracer hands out a shared no-op context manager until one is.
+the SDK installed but no global provider set yet, the tracer hands out a shared no-op context manager until one is
+(looked up at most once a second).
 
 Usage::
 
@@ -31,6 +32,7 @@ import contextlib
 import importlib.metadata
 import importlib.util
 import threading
+import time
 import weakref
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
@@ -380,14 +382,24 @@ _UNSET = (ProxyTracerProvider, NoOpTracerProvider)
 
 
 class _GlobalProvider:
-    """Whether a real global tracer provider is set yet (once set, it cannot change: cached)."""
+    """Whether a real global tracer provider is set yet (once set, it cannot change: cached).
 
+    Until one is, the global provider is looked up at most every :data:`RECHECK` seconds (the lookup reads
+    ``os.environ``), so spans start within that time of the SDK being configured.
+    """
+
+    RECHECK = 1.0
     resolved = False
+    checked = float("-inf")
 
     @classmethod
     def ready(cls) -> bool:
         if cls.resolved:
             return True
+        now = time.monotonic()
+        if now - cls.checked < cls.RECHECK:
+            return False
+        cls.checked = now
         if isinstance(otel_trace.get_tracer_provider(), _UNSET):
             return False
         cls.resolved = True
@@ -520,7 +532,8 @@ def instrument(
         exporter = _exporter(meter_provider if meter_provider is not None else otel_metrics.get_meter_provider())
         exporter.add(cache)
     tracer_fn: Tracer | None = None
-    if traces and (tracer_provider is not None or _GlobalProvider.ready() or _sdk_installed()):
+    global_set = not isinstance(otel_trace.get_tracer_provider(), _UNSET)
+    if traces and (tracer_provider is not None or global_set or _sdk_installed()):
         # (with the API alone and no provider given, no span can ever be recorded: no tracer at all)
         provider = tracer_provider if tracer_provider is not None else otel_trace.get_tracer_provider()
         tracer = provider.get_tracer(SCOPE, _version())
