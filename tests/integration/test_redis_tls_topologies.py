@@ -202,10 +202,10 @@ def test_master_refusing_the_credentials_is_a_misconfiguration(secure_sentinel: 
         _assert_misconfigured(cache)
 
 
+@pytest.mark.parametrize("secure_sentinel", ["auth+tls"], indirect=True)  # nothing to verify over plain TCP
 def test_sentinel_tls_verifies_by_default(secure_sentinel: SentinelTopology) -> None:
     topo = secure_sentinel
-    if topo.tls is None:
-        pytest.skip("plain-TCP variant")  # not a missing server: nothing to verify without TLS
+    assert topo.tls is not None
     url = topo.url + "?" + _query(sentinel_password=topo.sentinel_password, prefix=_prefix(), backplane="false")
     with Cache(RedisTier.from_url(url)) as cache:  # no ssl_ca_certs: the sentinels' certificate fails verification
         _assert_misconfigured(cache)
