@@ -50,11 +50,20 @@ import time
 from typing import TYPE_CHECKING, Any, Final, TypeAlias, TypeVar
 
 from stratacache._primitives import MISSING, apause
+from stratacache.core.clock import SystemClock
 from stratacache.core.config import validate_ttl
 from stratacache.core.entries import EntryFactory, cap_expiry
 from stratacache.core.freshness import xfetch_due
 from stratacache.core.inspection import EntryInfo, describe
-from stratacache.core.keys import encode_key, gen_name, glob_regex, key_prefix, validate_namespace, validate_tags
+from stratacache.core.keys import (
+    MAX_KEY_LENGTH,
+    encode_key,
+    gen_name,
+    glob_regex,
+    key_prefix,
+    validate_namespace,
+    validate_tags,
+)
 from stratacache.core.loadpolicy import PLAIN, LoadPolicy, check_policy
 from stratacache.errors import (
     CacheClosedError,
@@ -99,6 +108,7 @@ _MAX_THROTTLED: Final = 10_000  # keys whose failing loader is being throttled (
 _OUTAGE_L1_TTL: Final = 5.0  # seconds an L1 copy lives while a shared tier is unreachable (RedisTier overrides)
 _SETTLE_EVERY: Final = 0.1  # seconds between background replays of journaled invalidations
 _NO_SPAN: Final = contextlib.nullcontext()
+_ESCAPED: Final = "(\\"  # a str key starting with one of these is escaped by encode_key (not the fast path)
 
 
 def _watcher(prefix_len: int, log: AccessLog | None, tenants: Tenants | None) -> Callable[[str, bool], None] | None:
@@ -215,6 +225,14 @@ class AsyncEngine:
         self._tracer: Tracer | None = None
         self._closed = False
         self._stopping = False
+        # The hit path (_hit), bound once: the L1's lock-free peek and access record, its counters, and the clock
+        # as a bare function when it is the system clock (SystemClock.now is time.time).
+        self._l1_peek: Callable[[str], Envelope[Any] | None] | None = None
+        self._l1_touch: Callable[[str], object] | None = None
+        if l1 is not None:
+            self._l1_peek, self._l1_touch = l1.hit_path()
+        self._l1_counters = l1.counters if l1 is not None else None
+        self._now: Callable[[], float] = time.time if type(clock) is SystemClock else clock.now
 
     # ------------------------------------------------------------------ public API
 
@@ -231,7 +249,13 @@ class AsyncEngine:
         Raises:
             InvalidKeyError: ``key`` is not a ``str`` or a tuple of scalars, is empty or too long.
         """
-        value = await self._lookup(self._key(key))
+        if type(key) is str and key and not self._closed and len(key) <= MAX_KEY_LENGTH and key[0] not in _ESCAPED:
+            k = self._prefix + key  # what _key returns for a plain str key, without the call
+        else:
+            k = self._key(key)
+        value = self._hit(k)
+        if value is MISSING:
+            value = await self._lookup(k)
         return default if value is MISSING else value
 
     async def get_or_load(
@@ -278,6 +302,9 @@ class AsyncEngine:
         pol = self._policy if policy is None else policy
         if pol is not PLAIN:
             return await self._get_or_load_with(k, loader, ttl_, tags_, pol)
+        value = self._hit(k)
+        if value is not MISSING:
+            return value  # type: ignore[no-any-return]
         failed: Depths = set()
         value = await self._lookup(k, failed)
         if value is not MISSING:
@@ -1036,11 +1063,45 @@ class AsyncEngine:
         l1.counters.misses += 1
         return MISSING
 
+    def _hit(self, k: str) -> Any:  # noqa: PLR0911 - every early return is one reason to take the full path
+        """A lookup's fast path: the L1 value of ``k`` if it is a fresh and current hit, else ``MISSING``.
+
+        A hit is recorded for the eviction policy, counted and watched exactly as :meth:`_lookup` does; anything
+        else (no L1, absent, expired, stale, invalidated, a generation not known yet) returns ``MISSING`` having
+        recorded, counted and dropped nothing, and the caller goes on with :meth:`_lookup`, which judges it.
+        Pending changes from the shared tiers are applied first, as before every lookup.
+        """
+        if self._pollers:
+            self._poll()
+        peek = self._l1_peek
+        if peek is None:
+            return MISSING
+        env = peek(k)
+        if env is None:
+            return MISSING
+        exp = env.expires_at
+        if exp is not None and self._now() >= exp:
+            return MISSING
+        tags = env.tags
+        if tags:
+            if not self._gens.current(env.gens, tags):
+                return MISSING
+        elif env.gens[0] != self._gens.ns:  # Generations.current of an entry without tags: one comparison
+            return MISSING
+        try:
+            self._l1_touch(k)  # type: ignore[misc]
+        except KeyError:  # removed by a writer since the peek (LRU): a miss, as MemoryStore.get would say
+            return MISSING
+        self._l1_counters.hits += 1  # type: ignore[union-attr]
+        if self._watch is not None:
+            self._watch(k, True)  # noqa: FBT003 - the watcher's signature
+        return self._codec.decode(env.value, k) if self._copy else env.value
+
     async def _lookup(self, k: str, failed: Depths | None = None) -> Any:
         """L1, then lower tiers; ``MISSING`` on a miss (``failed`` collects the depths of tiers that failed)."""
         if self._pollers:
             self._poll()
-        now = self._clock.now()
+        now = self._now()
         value = self._l1_lookup(k, now)
         if value is MISSING and self._lower:
             value = await self._read_lower_one(k, now, failed)

@@ -68,6 +68,15 @@ class MemoryStore:
         """Return the stored envelope without recording an access (inspection, not a lookup)."""
         return self._policy.peek(key)
 
+    def hit_path(self) -> tuple[Callable[[str], Envelope[Any] | None], Callable[[str], object]]:
+        """``(peek, touch)``: :meth:`get` split in two lock-free C calls, for the engine's inlined hit path.
+
+        ``peek(key)`` returns the envelope without recording an access; ``touch(key)`` records the access that
+        :meth:`get` records (``KeyError`` if the key was removed meanwhile). The engine peeks, judges the entry,
+        and touches only an entry it serves, so a lookup records at most one access, as :meth:`get` does.
+        """
+        return self._policy.hit_path()
+
     # --- writes ---
 
     def check_weight(self, weight: int) -> None:

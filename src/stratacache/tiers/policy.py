@@ -13,7 +13,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from stratacache.tiers.tinylfu import TinyLFUPolicy
 
 if TYPE_CHECKING:
-    from collections.abc import Iterator
+    from collections.abc import Callable, Iterator
 
     from stratacache.core.envelope import Envelope
 
@@ -51,6 +51,15 @@ class EvictionPolicy(Protocol):
         """Iterate over a snapshot of the keys."""
         ...
 
+    def hit_path(self) -> tuple[Callable[[str], Envelope[Any] | None], Callable[[str], object]]:
+        """``(peek, touch)``: :meth:`get` in two steps, for the engine's inlined hit path.
+
+        ``peek(key)`` is :meth:`peek`; ``touch(key)`` records the access :meth:`get` would have recorded (it may
+        raise ``KeyError`` if the key was removed meanwhile). Both stay valid for the policy's lifetime (bound to
+        containers that are cleared, never replaced).
+        """
+        ...
+
     def __len__(self) -> int: ...
 
 
@@ -75,6 +84,10 @@ class LRUPolicy:
     def peek(self, key: str) -> Envelope[Any] | None:
         """Return the entry without touching the order."""
         return self._data.get(key)
+
+    def hit_path(self) -> tuple[Callable[[str], Envelope[Any] | None], Callable[[str], object]]:
+        """``(dict.get, OrderedDict.move_to_end)``: :meth:`get` in two C calls (see :class:`EvictionPolicy`)."""
+        return self._data.get, self._data.move_to_end
 
     def put(self, key: str, env: Envelope[Any]) -> Envelope[Any] | None:
         """Insert or replace at the most-recent end."""

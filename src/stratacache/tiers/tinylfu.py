@@ -189,6 +189,13 @@ class TinyLFUPolicy:
         """Return the entry without recording an access."""
         return self._data.get(key)
 
+    def hit_path(self) -> tuple[Callable[[str], Envelope[Any] | None], Callable[[str], object]]:
+        """``(dict.get, read buffer append)``: :meth:`get` in two C calls.
+
+        ``_data`` and ``_buf`` are cleared, never replaced, so the bound methods stay valid.
+        """
+        return self._data.get, self._record
+
     def put(self, key: str, env: Envelope[Any]) -> Envelope[Any] | None:
         """Insert into the window (or replace in place, counted as an access); return the replaced entry."""
         if self._buf:
