@@ -15,7 +15,9 @@ import functools
 import inspect
 from typing import TYPE_CHECKING, Any, Final, Generic, ParamSpec, TypeVar, cast
 
-from stratacache.core.keys import canonical_args, digest_args, validate_tags
+from stratacache._primitives import MISSING
+from stratacache.core.keys import canonical_args, digest_args, encode_key, validate_tags
+from stratacache.core.loadpolicy import PLAIN
 
 if TYPE_CHECKING:
     from collections.abc import Awaitable, Callable, Iterable
@@ -140,6 +142,23 @@ class _Memoized:
         self._keyfn = key
         self._kb = KeyBuilder(fn)
 
+    def _hit_path(self, prefix: str) -> None:
+        """Specialise the hit path once, for calls of the common shape (see ``__call__``).
+
+        ``prefix`` is the cache's key prefix. ``_stored`` maps a call's arguments to the key as the engine stores
+        it (``cache._key(self.key(*args))``), memoized like :meth:`KeyBuilder.key` (typed, str/int/bool/bytes/None
+        arguments only); an invalid key raises on every call, as the engine's check does (errors are not cached).
+        """
+        kb = self._kb
+        # positional arguments only, no key= or tags= callable: the key is a function of the arguments alone
+        self._quick = self._keyfn is None and self._tags is None and kb._fast
+        self._n = kb._n
+        self._skip = kb.skip_first
+        digest = kb._prefix
+        self._stored = functools.lru_cache(maxsize=4096, typed=True)(
+            lambda *a: prefix + encode_key(digest + digest_args(a))
+        )
+
     def key(self, *args: Any, **kwargs: Any) -> str:
         """The cache key these arguments map to (without ``self`` for methods), stable across processes."""
         if self._keyfn is not None:
@@ -174,16 +193,39 @@ class CachedFunction(_Memoized, Generic[P, R]):
         super().__init__(fn, ttl=cache._ttl_of(ttl), tags=tags, key=key, policy=policy)  # ttl None: the default
         self._cache = cache
         self._fn = fn
+        self._hit_path(cache._prefix)
 
     def invalidate(self, *args: Any, **kwargs: Any) -> bool:
         """Drop the entry these arguments map to; return whether it existed."""
         return self._cache.delete(self.key(*args, **kwargs))
 
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Return the cached result for these arguments, calling the function on a miss."""
+        """Return the cached result for these arguments, calling the function on a miss.
+
+        The common shape (positional scalars, no ``key=``/``tags=`` callables, no load policy) takes the memoized
+        stored key and the engine's L1 hit path, and allocates no loader unless it misses.
+        """
+        cache = self._cache
+        if self._quick and not kwargs:
+            kargs = args[1:] if self._skip else args
+            scalars = len(kargs) == self._n
+            for a in kargs:
+                if type(a) not in _MEMO_TYPES:
+                    scalars = False
+                    break
+            if scalars:
+                if cache._closed:
+                    cache._check_open()
+                k = self._stored(*kargs)
+                pol = self._policy
+                if (cache._policy if pol is None else pol) is PLAIN:
+                    value = cache._hit(k)
+                    if value is not MISSING:
+                        return value  # type: ignore[no-any-return]
+                fn = self._fn
+                return cache._get_or_load(k, lambda: fn(*args, **kwargs), self._ttl, (), pol)
         k, tags = self._call_key(args, kwargs)
         fn = self._fn
-        cache = self._cache
         return cache._get_or_load(cache._key(k), lambda: fn(*args, **kwargs), self._ttl, tags, self._policy)
 
 
@@ -232,6 +274,7 @@ class AsyncCachedFunction(_Memoized, Generic[P, R]):
         super().__init__(fn, ttl=cache._ttl_of(ttl), tags=tags, key=key, policy=policy)  # ttl None: the default
         self._cache = cache
         self._fn = fn
+        self._hit_path(cache._prefix)
         if hasattr(inspect, "markcoroutinefunction"):  # Python >= 3.12
             inspect.markcoroutinefunction(self)
 
@@ -240,8 +283,29 @@ class AsyncCachedFunction(_Memoized, Generic[P, R]):
         return await self._cache.delete(self.key(*args, **kwargs))
 
     async def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
-        """Return the cached result for these arguments, awaiting the function on a miss."""
+        """Return the cached result for these arguments, awaiting the function on a miss.
+
+        The hit path is :meth:`CachedFunction.__call__`'s, and awaits nothing.
+        """
+        cache = self._cache
+        if self._quick and not kwargs:
+            kargs = args[1:] if self._skip else args
+            scalars = len(kargs) == self._n
+            for a in kargs:
+                if type(a) not in _MEMO_TYPES:
+                    scalars = False
+                    break
+            if scalars:
+                if cache._closed:
+                    cache._check_open()
+                k = self._stored(*kargs)
+                pol = self._policy
+                if (cache._policy if pol is None else pol) is PLAIN:
+                    value = cache._hit(k)
+                    if value is not MISSING:
+                        return value  # type: ignore[no-any-return]
+                fn = self._fn
+                return await cache._get_or_load(k, lambda: fn(*args, **kwargs), self._ttl, (), pol)
         k, tags = self._call_key(args, kwargs)
         fn = self._fn
-        cache = self._cache
         return await cache._get_or_load(cache._key(k), lambda: fn(*args, **kwargs), self._ttl, tags, self._policy)
