@@ -201,3 +201,38 @@ def test_sentinel_options_follow_a_sentinel_backplane_only() -> None:
     assert spec.backplane_spec().sentinel_kwargs()["password"] == "pw"
     data = RedisTier("redis+sentinel://s1/m/0", backplane_url="redis://bp:6379/0", sentinel_password="pw")
     assert data.backplane_spec().sentinel_password is None  # dropped for a backplane that is not a Sentinel URL
+
+
+def test_options_in_a_url_given_to_the_constructor_are_refused_not_ignored() -> None:
+    with pytest.raises(ConfigError, match=r"query string \(ssl_ca_certs, timeout\).*from_url"):
+        RedisTier("rediss://h:6380/0?ssl_ca_certs=/x&timeout=5")
+    assert RedisTier.from_url("rediss://h:6380/0?ssl_ca_certs=/x&timeout=5").timeout == 5
+
+
+def test_the_database_can_be_a_query_parameter_but_not_twice() -> None:
+    assert RedisTier("redis://h:6379?db=3").db == 3
+    assert RedisTier.from_url("redis://h:6379?db=3").db == 3
+    with pytest.raises(ConfigError, match="database is given twice"):
+        RedisTier("redis://h:6379/2?db=3")
+
+
+def test_backplane_url_options_win_over_the_specs_own() -> None:
+    spec = RedisTier("redis://data:6379/0", timeout=0.2, backplane_url="redis://bp:6379/0?timeout=0.5&heartbeat=2")
+    bp = spec.backplane_spec()
+    assert (bp.hosts, bp.timeout, bp.heartbeat) == (spec.backplane_spec().hosts, 0.5, 2.0)
+    assert bp.max_connections == spec.max_connections
+    with pytest.raises(ConfigError, match="unknown parameter"):
+        RedisTier("redis://data:6379/0", backplane_url="redis://bp:6379/0?nope=1")
+
+
+def test_url_errors_never_show_the_password() -> None:
+    from stratacache.core.config import parse_tier_url
+
+    with pytest.raises(ConfigError) as info:
+        parse_tier_url("redis://u:hunter2@h:6379/0?timeout=1&timeout=2")
+    assert "hunter2" not in str(info.value)
+    assert "***" in str(info.value)
+    with pytest.raises(ConfigError) as info:
+        RedisTier("redis://u:hunter2@h:6379/0?password=hunter3&timeout=1")
+    assert "hunter2" not in str(info.value)
+    assert "hunter3" not in str(info.value)

@@ -10,7 +10,16 @@ from typing import Final
 
 from stratacache.errors import ConfigError, InvalidTTLError
 
-__all__ = ["TierURL", "parse_bool", "parse_int", "parse_size", "parse_tier_url", "validate_ttl"]
+__all__ = [
+    "SECRET_PARAMS",
+    "TierURL",
+    "parse_bool",
+    "parse_int",
+    "parse_size",
+    "parse_tier_url",
+    "redact_url",
+    "validate_ttl",
+]
 
 _UNITS: Final = {
     "": 1,
@@ -120,6 +129,30 @@ class TierURL:
     netloc: str = ""
 
 
+SECRET_PARAMS: Final = frozenset({"password", "sentinel_password"})
+
+
+def redact_url(url: object) -> str:
+    """``repr`` of a URL with its password (in the user info or a ``*password=`` parameter) replaced by ``***``."""
+    if not isinstance(url, str):
+        return repr(url)
+    parts = urllib.parse.urlsplit(url)
+    if parts.password is not None:
+        userinfo, _, hosts = parts.netloc.rpartition("@")
+        user = userinfo.partition(":")[0]
+        parts = parts._replace(netloc=f"{user}:***@{hosts}")
+    if parts.query:
+        pairs = [p.partition("=") for p in parts.query.split("&")]
+        secret = {urllib.parse.unquote(name) for name, _, _ in pairs} & SECRET_PARAMS
+        if secret:
+            query = "&".join(
+                f"{name}{sep}***" if urllib.parse.unquote(name) in SECRET_PARAMS else f"{name}{sep}{value}"
+                for name, sep, value in pairs
+            )
+            parts = parts._replace(query=query)
+    return repr(urllib.parse.urlunsplit(parts))
+
+
 def parse_tier_url(url: object) -> TierURL:
     """Split a tier URL such as ``memory://?max_entries=1000`` or ``sqlite:///var/cache/app.db``.
 
@@ -127,15 +160,15 @@ def parse_tier_url(url: object) -> TierURL:
         ConfigError: not a string, no scheme, or a query parameter repeated.
     """
     if not isinstance(url, str) or not url.strip():
-        raise ConfigError(f"tier URL must be a non-empty str, got {url!r}")
+        raise ConfigError(f"tier URL must be a non-empty str, got {redact_url(url)}")
     parts = urllib.parse.urlsplit(url.strip())
     if not parts.scheme or "://" not in url:
-        raise ConfigError(f"tier URL {url!r} has no scheme (expected e.g. 'memory://' or 'sqlite:///path')")
+        raise ConfigError(f"tier URL {redact_url(url)} has no scheme (expected e.g. 'memory://' or 'sqlite:///path')")
     pairs = urllib.parse.parse_qsl(parts.query, keep_blank_values=True, strict_parsing=False)
     params: dict[str, str] = {}
     for k, v in pairs:
         if k in params:
-            raise ConfigError(f"tier URL {url!r}: parameter {k!r} given twice")
+            raise ConfigError(f"tier URL {redact_url(url)}: parameter {k!r} given twice")
         params[k] = v
     return TierURL(
         scheme=parts.scheme.lower(), path=urllib.parse.unquote(parts.path), params=params, netloc=parts.netloc

@@ -13,7 +13,7 @@ import urllib.parse
 from dataclasses import dataclass, field, fields
 from typing import TYPE_CHECKING, Any, ClassVar, Final
 
-from stratacache.core.config import TierURL, parse_bool, parse_int, parse_size, parse_tier_url
+from stratacache.core.config import TierURL, parse_bool, parse_int, parse_size, parse_tier_url, redact_url
 from stratacache.errors import ConfigError
 from stratacache.tiers.specs import TierSpec
 
@@ -56,30 +56,6 @@ def _int_option(name: str, value: object) -> int:
     if n > hi:
         raise ConfigError(f"{name} must be at most {hi}, got {n}")
     return n
-
-
-_SECRET_PARAMS: Final = frozenset({"password", "sentinel_password"})
-
-
-def _redact(url: object) -> str:
-    """``repr`` of a URL with its password (in the user info or a ``*password=`` parameter) replaced by ``***``."""
-    if not isinstance(url, str):
-        return repr(url)
-    parts = urllib.parse.urlsplit(url)
-    if parts.password is not None:
-        userinfo, _, hosts = parts.netloc.rpartition("@")
-        user = userinfo.partition(":")[0]
-        parts = parts._replace(netloc=f"{user}:***@{hosts}")
-    if parts.query:
-        pairs = [p.partition("=") for p in parts.query.split("&")]
-        secret = {urllib.parse.unquote(name) for name, _, _ in pairs} & _SECRET_PARAMS
-        if secret:
-            query = "&".join(
-                f"{name}{sep}***" if urllib.parse.unquote(name) in _SECRET_PARAMS else f"{name}{sep}{value}"
-                for name, sep, value in pairs
-            )
-            parts = parts._replace(query=query)
-    return repr(urllib.parse.urlunsplit(parts))
 
 
 def _is_sentinel_url(url: object) -> bool:
@@ -188,7 +164,7 @@ class RedisTier(TierSpec):
     username: str | None = field(init=False, default=None, repr=False)
     password: str | None = field(init=False, default=None, repr=False)
 
-    def __post_init__(self) -> None:  # noqa: C901, PLR0912 - one check per option, in order
+    def __post_init__(self) -> None:  # noqa: C901 - one check per option, in order
         if not isinstance(self.url, str) or "://" not in self.url:
             raise ConfigError(f"RedisTier needs a URL such as redis://127.0.0.1:6379/0, got {self.url!r}")
         parts = urllib.parse.urlsplit(self.url.strip())
@@ -202,30 +178,7 @@ class RedisTier(TierSpec):
         if self.password is None and os.environ.get("STRATACACHE_REDIS_PASSWORD"):
             setattr_(self, "password", os.environ["STRATACACHE_REDIS_PASSWORD"])
             setattr_(self, "username", self.username or os.environ.get("STRATACACHE_REDIS_USERNAME") or None)
-        path = urllib.parse.unquote(parts.path)
-        db = "0"
-        if scheme == "unix":
-            if not path:
-                raise ConfigError("unix:// needs a socket path: unix:///run/redis/redis.sock?db=0")
-            setattr_(self, "socket_path", path)
-            db = urllib.parse.parse_qs(parts.query).get("db", ["0"])[0]
-        else:
-            setattr_(self, "hosts", _hostports(parts.netloc, scheme))
-            segments = [s for s in path.split("/") if s]
-            if self.kind == "sentinel":
-                if not segments:
-                    raise ConfigError(f"{scheme}:// needs a service name: {scheme}://h1:26379/mymaster/0")
-                setattr_(self, "service", segments.pop(0))
-            if len(segments) > 1:
-                raise ConfigError(f"unexpected path {path!r} in Redis URL (expected /<db>)")
-            db = segments[0] if segments else "0"
-        if not db.isdigit() or int(db) > 15:
-            raise ConfigError(f"Redis database must be an integer in [0, 15], got {db!r}")
-        if self.kind == "cluster" and int(db) != 0:
-            raise ConfigError("Redis Cluster has only database 0")
-        if scheme != "unix" and self.kind != "cluster" and len(self.hosts) > 1 and self.kind != "sentinel":
-            raise ConfigError("several hosts are only allowed with redis+sentinel:// or redis+cluster://")
-        setattr_(self, "db", int(db))
+        self._set_location(parts, scheme)
         self._check_sentinel_options()
         if (self.tls or self.sentinel_tls) and self.ssl_cert_reqs not in _CERT_REQS:
             raise ConfigError(f"ssl_cert_reqs must be one of {', '.join(_CERT_REQS)}")
@@ -242,6 +195,42 @@ class RedisTier(TierSpec):
         if self.backplane_url is not None and not isinstance(self.backplane_url, str):
             raise ConfigError(f"backplane_url must be a Redis URL, got {self.backplane_url!r}")
         self.backplane_spec()  # a bad backplane URL fails here, at the call site
+
+    def _set_location(self, parts: urllib.parse.SplitResult, scheme: str) -> None:  # noqa: C901 - one check each
+        """Hosts (or socket path), Sentinel service and database from the URL; options in it are refused."""
+        setattr_ = object.__setattr__
+        path = urllib.parse.unquote(parts.path)
+        query = urllib.parse.parse_qs(parts.query, keep_blank_values=True)
+        options = sorted(set(query) - {"db"})
+        if options:  # RedisTier.from_url and sc.open read them; silently ignoring them here would surprise
+            raise ConfigError(
+                f"RedisTier({redact_url(self.url)}): options in the URL's query string ({', '.join(options)}) are "
+                "read by RedisTier.from_url(url) and sc.open(url); pass them as arguments here"
+            )
+        db = query.get("db", ["0"])[0]
+        if scheme == "unix":
+            if not path:
+                raise ConfigError("unix:// needs a socket path: unix:///run/redis/redis.sock?db=0")
+            setattr_(self, "socket_path", path)
+        else:
+            setattr_(self, "hosts", _hostports(parts.netloc, scheme))
+            segments = [s for s in path.split("/") if s]
+            if self.kind == "sentinel":
+                if not segments:
+                    raise ConfigError(f"{scheme}:// needs a service name: {scheme}://h1:26379/mymaster/0")
+                setattr_(self, "service", segments.pop(0))
+            if len(segments) > 1:
+                raise ConfigError(f"unexpected path {path!r} in Redis URL (expected /<db>)")
+            if segments and "db" in query:
+                raise ConfigError(f"the database is given twice in {redact_url(self.url)}: use /<db> or ?db=")
+            db = segments[0] if segments else db
+        if not db.isdigit() or int(db) > 15:
+            raise ConfigError(f"Redis database must be an integer in [0, 15], got {db!r}")
+        if self.kind == "cluster" and int(db) != 0:
+            raise ConfigError("Redis Cluster has only database 0")
+        if scheme != "unix" and self.kind != "cluster" and len(self.hosts) > 1 and self.kind != "sentinel":
+            raise ConfigError("several hosts are only allowed with redis+sentinel:// or redis+cluster://")
+        setattr_(self, "db", int(db))
 
     def _check_sentinel_options(self) -> None:
         """Type-check the ``sentinel_*`` options, take the password from the environment, refuse them off Sentinel."""
@@ -266,11 +255,14 @@ class RedisTier(TierSpec):
         """The spec the backplane subscribes with: this one, or ``backplane_url`` with this spec's options."""
         if self.backplane_url is None:
             return self
-        skip = {"url", "backplane_url"}
+        own = RedisTier.from_url(self.backplane_url)  # the URL's own options win over this spec's
+        given = set(parse_tier_url(self.backplane_url).params) - {"db"}
+        skip = {"url", "backplane_url", *given}
         if not _is_sentinel_url(self.backplane_url):
             skip |= {"sentinel_username", "sentinel_password", "sentinel_tls"}
         options = {f.name: getattr(self, f.name) for f in fields(self) if f.init and f.name not in skip}
-        return RedisTier(self.backplane_url, **options)
+        options |= {name: getattr(own, name) for name in given}
+        return RedisTier(own.url, **options)
 
     @property
     def tls(self) -> bool:
@@ -279,13 +271,13 @@ class RedisTier(TierSpec):
 
     def __repr__(self) -> str:
         """The spec with any password in its URLs, and ``sentinel_password``, masked."""
-        shown = [f"url={_redact(self.url)}"]
+        shown = [f"url={redact_url(self.url)}"]
         for name, f in self.__dataclass_fields__.items():
             value = getattr(self, name)
             if name == "url" or not f.init or value == f.default:
                 continue
             if name == "backplane_url":
-                shown.append(f"{name}={_redact(value)}")
+                shown.append(f"{name}={redact_url(value)}")
             elif name == "sentinel_password":
                 shown.append(f"{name}='***'")
             else:
