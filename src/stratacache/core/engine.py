@@ -253,9 +253,27 @@ class AsyncEngine:
             k = self._prefix + key  # what _key returns for a plain str key, without the call
         else:
             k = self._key(key)
-        value = self._hit(k)
-        if value is MISSING:
-            value = await self._lookup(k)
+        # _hit, inlined (a call is ~10% of a hit): keep the two in step
+        if self._pollers:
+            self._poll()
+        peek = self._l1_peek
+        env = None if peek is None else peek(k)
+        if env is not None:
+            exp = env.expires_at
+            tags = env.tags
+            if (exp is None or self._now() < exp) and (
+                self._gens.current(env.gens, tags) if tags else env.gens[0] == self._gens.ns
+            ):
+                try:
+                    self._l1_touch(k)  # type: ignore[misc]
+                except KeyError:  # removed by a writer since the peek: _lookup finds the miss
+                    pass
+                else:
+                    self._l1_counters.hits += 1  # type: ignore[union-attr]
+                    if self._watch is not None:
+                        self._watch(k, True)  # noqa: FBT003 - the watcher's signature
+                    return self._codec.decode(env.value, k) if self._copy else env.value
+        value = await self._lookup(k)
         return default if value is MISSING else value
 
     async def get_or_load(
