@@ -503,6 +503,13 @@ class SQLiteStore:
         Raises:
             TierError: the log could not be read (the caller must then distrust its L1).
         """
+        shm = self._shm
+        if shm is not None:
+            try:
+                if shm[:_WAL_HEADER] == self._shm_seen:
+                    return  # _seen(_change_token(...)) on the map, without the calls or the connection
+            except (ValueError, OSError):
+                pass  # _change_token below drops the map
         conn = self._connect()
         try:
             if self._seen(self._change_token(conn)):
