@@ -324,6 +324,28 @@ def test_get_many_is_one_select(cache: sc.Cache) -> None:
     assert not any(s.startswith("BEGIN") for s in statements)  # a read takes no write lock
 
 
+def test_a_get_leaves_no_read_transaction_open(cache: sc.Cache, raw: Raw) -> None:
+    """The one-key read reuses the thread's cursor: its statement must be finished when ``get`` returns.
+
+    A statement left stepping would pin this connection's snapshot (later reads on it would miss commits by
+    other connections) and keep a checkpoint from resetting the WAL.
+    """
+    cache.set_many({"a": 1, "b": 2})
+    assert cache.get("a") == 1
+    raw.conn.execute(
+        "UPDATE sc_entries SET env = (SELECT env FROM sc_entries WHERE key = ?) WHERE key = ?",
+        (
+            f"{NS}:b",
+            f"{NS}:a",
+        ),
+    )
+    busy, _log, _done = raw.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()
+    assert busy == 0  # no reader holds a snapshot
+    assert cache.get("a") == 2  # the other connection's commit is seen (no L1: straight from the file)
+    assert cache.get("missing") is None
+    assert raw.conn.execute("PRAGMA wal_checkpoint(TRUNCATE)").fetchone()[0] == 0
+
+
 def test_delete_many_is_one_transaction(cache: sc.Cache) -> None:
     cache.set_many({f"k{i}": i for i in range(50)})
     statements = traced(cache)

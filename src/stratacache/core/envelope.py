@@ -56,6 +56,8 @@ class Envelope(msgspec.Struct, Generic[V], frozen=True, array_like=True, gc=Fals
 _encoder = msgspec.msgpack.Encoder()
 _decoder: msgspec.msgpack.Decoder[Envelope[bytes]] = msgspec.msgpack.Decoder(Envelope[bytes])
 _PREFIX: Final = bytes([ENVELOPE_FORMAT])
+_BUFFERS: Final = (bytes, bytearray, memoryview)  # a tuple: ``bytes | ...`` would build a union at every call
+_COPY_MAX: Final = 4096  # below this a slice (one small copy) is cheaper than a memoryview and its slice
 
 
 def encode_envelope(env: Envelope[bytes]) -> bytes:
@@ -69,9 +71,9 @@ def decode_envelope(data: bytes | memoryview) -> Envelope[bytes]:
     Raises:
         DecodeError: the bytes are truncated, corrupt or of another envelope format.
     """
-    if not isinstance(data, bytes | bytearray | memoryview) or not data or data[0] != ENVELOPE_FORMAT:
+    if not isinstance(data, _BUFFERS) or not data or data[0] != ENVELOPE_FORMAT:
         raise DecodeError("unknown envelope format")
     try:
-        return _decoder.decode(memoryview(data)[1:])
+        return _decoder.decode(data[1:] if len(data) <= _COPY_MAX else memoryview(data)[1:])
     except (msgspec.DecodeError, msgspec.ValidationError, ValueError) as exc:  # UnicodeDecodeError too
         raise DecodeError(f"corrupt envelope: {exc}") from exc

@@ -51,6 +51,7 @@ _LOG_READ_LIMIT: Final = 10_000
 _TOUCH_GRANULARITY: Final = 30.0  # seconds: LRU by the half-minute is close enough to order evictions
 _TOUCH_MAX: Final = 8192  # buffered access times; eviction only runs inside writes, which apply them first
 _WAL_HEADER: Final = 48
+_NUMBER: Final = (float, int)  # a tuple, not ``float | int``: that builds a union object at every evaluation
 _CHUNK: Final = 500  # below SQLite's default limit of host parameters
 _REFRESH_MAX: Final = 64  # batches up to this size first try to overwrite rows without moving their atime
 _CACHE_KIB: Final = -32768  # PRAGMA cache_size: negative means KiB
@@ -162,6 +163,10 @@ class _Connection(sqlite3.Connection):
 
 class _Local(threading.local):
     conn: sqlite3.Connection | None = None
+    # The thread's cursor for one-key reads, reused: no cursor object per get. A point lookup by primary key
+    # leaves no statement running (sqlite3 steps past the only row inside fetchone and resets the statement),
+    # so it holds no read transaction open between gets.
+    cursor: sqlite3.Cursor | None = None
     data_version: int = -1
 
 
@@ -239,12 +244,21 @@ class SQLiteStore:
         except (sqlite3.Error, OSError) as exc:
             raise TierError(f"cannot open SQLite cache at {self.path}: {exc}") from exc
         self._local.conn = conn
+        self._local.cursor = conn.cursor()
         self._local.data_version = -1
         with self._conns_lock:
             self._conns.add(conn)
             if self._anchor is None:
                 self._anchor = conn
         return conn
+
+    def _cursor(self) -> sqlite3.Cursor:
+        """This thread's reusable cursor (see :class:`_Local`), opening its connection if needed."""
+        conn = self._connect()
+        cursor = self._local.cursor
+        if cursor is None:  # not reached: _connect sets both
+            cursor = self._local.cursor = conn.cursor()
+        return cursor
 
     @staticmethod
     def _schema_of(conn: sqlite3.Connection) -> int | None:
@@ -320,7 +334,11 @@ class SQLiteStore:
     # ------------------------------------------------------------------ store protocol
 
     def get_many(self, keys: Sequence[str]) -> list[Envelope[bytes] | None]:
-        """Envelopes of ``keys`` (``None`` where absent or corrupt), without writing anything."""
+        """Envelopes of ``keys`` (``None`` where absent or corrupt), without writing anything.
+
+        One key (the engine's ``get``) takes its own path: the thread's reused cursor, one prepared statement
+        (sqlite3's statement cache), the envelope decoded in one msgspec pass.
+        """
         if len(keys) == 1:
             return [self._get_one(keys[0])]
         rows = self._fetch(keys)
@@ -340,7 +358,7 @@ class SQLiteStore:
                 out.append(None)
                 continue
             atime = row[1]
-            if isinstance(atime, float | int) and now - atime > _TOUCH_GRANULARITY and len(self._touched) < _TOUCH_MAX:
+            if isinstance(atime, _NUMBER) and now - atime > _TOUCH_GRANULARITY and len(self._touched) < _TOUCH_MAX:
                 self._touched[key] = now
         if corrupt:
             self._drop_quietly(corrupt)
@@ -348,20 +366,21 @@ class SQLiteStore:
 
     def _get_one(self, key: str) -> Envelope[bytes] | None:
         """:meth:`get_many` of one key: the engine's ``get``, hence its own path."""
+        cursor = self._local.cursor or self._cursor()
         try:
-            row = self._connect().execute(_GET_ONE, (key,)).fetchone()
+            row = cursor.execute(_GET_ONE, (key,)).fetchone()
         except sqlite3.Error as exc:
             raise TierError(f"SQLite read failed: {exc}") from exc
         if row is None:
             return None
+        blob, atime = row
         try:
-            env = decode_envelope(row[0])
+            env = decode_envelope(blob)
         except DecodeError:
             self.counters.errors += 1
             self._drop_quietly([key])
             return None
-        atime = row[1]
-        if isinstance(atime, float | int):
+        if isinstance(atime, _NUMBER):
             now = self._now()
             if now - atime > _TOUCH_GRANULARITY and len(self._touched) < _TOUCH_MAX:
                 self._touched[key] = now
