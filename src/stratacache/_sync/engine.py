@@ -199,6 +199,7 @@ class Engine:
         self._flight = SingleFlight()
         self._gens_flight = SingleFlight()  # concurrent reads of the same counters share one round trip
         self._policy = PLAIN if policy.plain else policy  # identity marks the shortest path
+        self._stale_for = self._policy.stale_window  # what set() keeps an entry for after expiry (the policy's)
         self._rng = rng
         self._background = Background()
         self._refreshing: set[str] = set()
@@ -388,8 +389,7 @@ class Engine:
             self._entries.prepare(k, value, ttl_, tags_, gens=(), delta=0.0)  # bad values still raise here
             self._drop_during_outage([k])
             return
-        stale_for = self._policy.stale_window
-        prepared = [self._entries.prepare(k, value, ttl_, tags_, gens=gens, delta=0.0, stale_for=stale_for)]
+        prepared = [self._entries.prepare(k, value, ttl_, tags_, gens=gens, delta=0.0, stale_for=self._stale_for)]
         self._write(prepared)
 
     def set_many(
@@ -412,7 +412,7 @@ class Engine:
             gens: tuple[int, ...] | None = self._snapshot(tags_)
         except _OUTAGE:
             gens = None
-        stale_for = self._policy.stale_window
+        stale_for = self._stale_for
         prepared = [
             self._entries.prepare(k, value, ttl_, tags_, gens=gens or (), delta=0.0, stale_for=stale_for)
             for k, value in zip(keys, mapping.values(), strict=True)

@@ -197,6 +197,7 @@ class AsyncEngine:
         self._flight = AsyncSingleFlight()
         self._gens_flight = AsyncSingleFlight()  # concurrent reads of the same counters share one round trip
         self._policy = PLAIN if policy.plain else policy  # identity marks the shortest path
+        self._stale_for = self._policy.stale_window  # what set() keeps an entry for after expiry (the policy's)
         self._rng = rng
         self._background = AsyncBackground()
         self._refreshing: set[str] = set()
@@ -386,8 +387,7 @@ class AsyncEngine:
             self._entries.prepare(k, value, ttl_, tags_, gens=(), delta=0.0)  # bad values still raise here
             self._drop_during_outage([k])
             return
-        stale_for = self._policy.stale_window
-        prepared = [self._entries.prepare(k, value, ttl_, tags_, gens=gens, delta=0.0, stale_for=stale_for)]
+        prepared = [self._entries.prepare(k, value, ttl_, tags_, gens=gens, delta=0.0, stale_for=self._stale_for)]
         await self._write(prepared)
 
     async def set_many(
@@ -410,7 +410,7 @@ class AsyncEngine:
             gens: tuple[int, ...] | None = await self._snapshot(tags_)
         except _OUTAGE:
             gens = None
-        stale_for = self._policy.stale_window
+        stale_for = self._stale_for
         prepared = [
             self._entries.prepare(k, value, ttl_, tags_, gens=gens or (), delta=0.0, stale_for=stale_for)
             for k, value in zip(keys, mapping.values(), strict=True)

@@ -122,6 +122,8 @@ class EntryFactory:
 
     def _check_size(self, env: Envelope[bytes]) -> None:
         """Refuse an entry whose stored form exceeds a lower tier's byte budget."""
+        if not self._lower_limits:  # an L1-only cache: nothing to check (and no slack to sum)
+            return
         size = env.size
         slack = 256 + 4 * sum(len(t) + 8 for t in env.tags)  # envelope fields around the payload, generously
         for name, limit in self._lower_limits:
