@@ -43,7 +43,7 @@ from stratacache.core.envelope import decode_envelope, encode_envelope
 from stratacache.core.keys import escape_glob
 from stratacache.errors import DecodeError, TierError, TierTimeoutError, TierUnavailableError
 from stratacache.metrics.stats import TierCounters
-from stratacache.tiers import redis_link
+from stratacache.tiers import redis_direct, redis_link
 from stratacache.tiers.redis_link import KIND_KEYS, Link
 
 if TYPE_CHECKING:
@@ -242,6 +242,7 @@ class AsyncRedisStore:
         # succeeded (its pooled connections are warm), plus the connect timeout when a reconnect is likely.
         self._warm = False
         self._client: Any = None  # see _connected()
+        self._reader: Any = None  # what get/mget run on: the client, or the sync tier's direct path
         self._set: Any = None
         self._fill: Any = None
         self._del: Any = None
@@ -284,11 +285,14 @@ class AsyncRedisStore:
             self._bump = client.register_script(_BUMP)
             self._release = client.register_script(_RELEASE)
             self._gens_script = client.register_script(_GENS)
+            self._reader = redis_direct.reader(client, self.spec, _backoff(), asynchronous=True)
             self._client = client
         return client
 
-    async def _call(self, op: Callable[[Any], Awaitable[Any]]) -> Any:
+    async def _call(self, op: Callable[[Any], Awaitable[Any]], *, read: bool = False) -> Any:
         """Run ``op(client)`` under the breaker, mapping every failure to a ``TierError``.
+
+        ``read``: ``op`` only calls ``get``/``mget``, which it may run on the reader (``tiers/redis_direct.py``).
 
         Only signs of an unreachable server (connection failures, timeouts) count against the breaker: an error
         reply (``OOM``, ``NOPERM``...), wrong credentials or a refused certificate are raised as plain
@@ -307,7 +311,8 @@ class AsyncRedisStore:
             raise TierUnavailableError("redis: circuit breaker open")
         try:
             deadline = spec.timeout if self._warm else spec.timeout + spec.connect_timeout
-            result = await awithin(op(self._connected()), deadline)
+            client = self._connected()
+            result = await awithin(op(self._reader if read else client), deadline)
         except _TIMEOUTS as exc:
             self._warm = False
             self._failed()
@@ -374,11 +379,11 @@ class AsyncRedisStore:
         names = [self._keys(k)[0] for k in keys]
         if len(names) == 1:
             name = names[0]
-            raw = [await self._call(lambda c: c.get(name))]
+            raw = [await self._call(lambda c: c.get(name), read=True)]
         elif self._cluster:
             raw = await self._call(lambda c: c.mget_nonatomic(names))
         else:
-            raw = await self._call(lambda c: c.mget(names))
+            raw = await self._call(lambda c: c.mget(names), read=True)
         return self._decode_all(raw)
 
     def _decode_all(self, raw: Sequence[bytes | None]) -> list[Envelope[bytes] | None]:
@@ -528,7 +533,7 @@ class AsyncRedisStore:
             _, seq = await self.get_gens_seq(())
             return await self.get_many(keys), seq
         seq_key = self._seq_key
-        raw = await self._call(lambda c: c.mget([seq_key, *names]))
+        raw = await self._call(lambda c: c.mget([seq_key, *names]), read=True)
         if raw[0] is None:  # no sequence (first use, or lost): the counters script creates it
             _, seq = await self.get_gens_seq(())
             return self._decode_all(raw[1:]), seq
@@ -627,10 +632,13 @@ class AsyncRedisStore:
                     await sentinel.aclose()
 
 
+def _backoff() -> ExponentialWithJitterBackoff:
+    return ExponentialWithJitterBackoff(cap=0.02, base=0.002)
+
+
 def _retry(spec: RedisTier) -> redis.asyncio.retry.Retry:
     """One retry (by default) after a connection error, never after a timeout: the timeout spent the budget."""
-    backoff = ExponentialWithJitterBackoff(cap=0.02, base=0.002)
-    return redis.asyncio.retry.Retry(backoff, spec.retries, supported_errors=(redis.exceptions.ConnectionError,))
+    return redis.asyncio.retry.Retry(_backoff(), spec.retries, supported_errors=(redis.exceptions.ConnectionError,))
 
 
 _REPLAY_SLACK: Final = 0.5  # seconds, on top of a heartbeat: how long other processes may take to replay journals
@@ -719,7 +727,7 @@ def _connect(spec: RedisTier) -> Any:
         kw["host"], kw["port"] = spec.hosts[0]
         if kw.pop("ssl", False):
             kw["connection_class"] = redis.asyncio.SSLConnection
-    pool = redis.asyncio.BlockingConnectionPool(
+    pool = redis_direct.pool_class(asynchronous=True)(
         max_connections=spec.max_connections, timeout=_pool_wait(spec, asynchronous=True), db=spec.db, retry=retry, **kw
     )
     return redis.asyncio.Redis.from_pool(pool)  # the client owns the pool: close() closes it
