@@ -137,3 +137,48 @@ def test_a_load_racing_a_delete_is_not_stored(tmp_path: Path) -> None:
     assert c.get_or_load("k", loader) == "loaded-before-delete"
     assert store.get_many([c._prefix + "k"]) == [None]
     assert c.get("k", "miss") == "miss"
+
+
+def test_a_commit_by_another_store_right_after_this_ones_own_is_still_applied(tmp_path: Path) -> None:
+    """A store skips reading back its own log rows after a commit, and marks the state seen if nothing followed.
+
+    Here another store commits between this store's COMMIT and that bookkeeping: the state must not be marked
+    seen, and the next read must drop the stale L1 copy.
+    """
+    c, other = _cache(tmp_path), _cache(tmp_path)
+    c.set("k", 1)
+    assert c.get("k") == 1  # in c's L1
+    store = c._lower[0]
+    real_skip_own = store._skip_own
+
+    def skip_own(top: int, last: int) -> None:
+        other.set("k", 2)  # commits after c's commit, before c looks at the state
+        real_skip_own(top, last)
+
+    store._skip_own = skip_own  # type: ignore[method-assign]
+    c.set("unrelated", 0)
+    store._skip_own = real_skip_own  # type: ignore[method-assign]
+    assert c.get("k") == 2
+
+
+def test_a_stores_own_commit_is_not_read_back_from_the_log(tmp_path: Path) -> None:
+    c, other = _cache(tmp_path), _cache(tmp_path)
+    store = c._lower[0]
+    statements: list[str] = []
+    store._connect().set_trace_callback(statements.append)
+    c.set_many({f"k{i}": i for i in range(2000)})
+    statements.clear()
+    assert c.get("k7") == 7
+    assert not [s for s in statements if "FROM sc_log WHERE seq >" in s]  # the poll returned at the map check
+    other.set("k7", -7)
+    assert c.get("k7") == -7  # another store's commit is read and applied
+    assert [s for s in statements if "FROM sc_log WHERE seq >" in s]
+
+
+def test_a_stores_own_commit_does_not_skip_another_stores_rows_it_has_not_polled(tmp_path: Path) -> None:
+    c, other = _cache(tmp_path), _cache(tmp_path)
+    c.set("k", 1)
+    assert c.get("k") == 1  # in c's L1
+    other.set("k", 2)  # logged before c's next commit, which comes before c's next poll
+    c._lower[0].delete_many([c._prefix + "unrelated"])  # a store-level write: the engine does not poll first
+    assert c.get("k") == 2

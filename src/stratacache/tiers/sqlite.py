@@ -321,15 +321,48 @@ class SQLiteStore:
             try:
                 conn.execute("BEGIN IMMEDIATE")
                 try:
+                    top = self._top(conn)
                     result = fn(conn)
                     self._maintain(conn)
+                    last = self._top(conn)
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
                 raise TierError(f"SQLite write failed: {exc}") from exc
+        if last != top:
+            self._skip_own(top, last)
         return result
+
+    @staticmethod
+    def _top(conn: sqlite3.Connection) -> int:
+        row = conn.execute("SELECT MAX(seq) FROM sc_log").fetchone()
+        return int(row[0]) if row and row[0] is not None else 0
+
+    def _skip_own(self, top: int, last: int) -> None:
+        """Move the log cursor past this store's own commit, and mark the database state seen if nothing followed.
+
+        The commit logged ``top + 1 .. last``, all of them its own rows (it held SQLite's write lock). If nothing
+        older is pending, the cursor moves past them, so the next poll does not read them only to skip them. The
+        state (the mapped WAL-index header) is read first, then the newest sequence number: if that is still
+        ``last``, every log row of any commit in that state is applied or this store's own, which is what
+        :meth:`poll` guarantees of a state it marks seen. Otherwise the next poll reads what came after ``last``.
+        Best effort: any failure leaves the cursor and the state for the next poll, as before.
+        """
+        with self._poll_lock:
+            if self._log_cursor != top:  # older rows not applied yet (or a poll already went past): poll's job
+                return
+            self._log_cursor = last
+            shm = self._shm
+            if shm is None:
+                return  # data_version does not move for this connection's own commits
+            try:
+                token = shm[:_WAL_HEADER]
+                if self._max_seq() == last:
+                    self._shm_seen = token
+            except (ValueError, OSError, sqlite3.Error, TierError):
+                return
 
     # ------------------------------------------------------------------ store protocol
 
@@ -694,8 +727,7 @@ class SQLiteStore:
     # ------------------------------------------------------------------ maintenance
 
     def _max_seq(self) -> int:
-        row = self._connect().execute("SELECT MAX(seq) FROM sc_log").fetchone()
-        return int(row[0]) if row and row[0] is not None else 0
+        return self._top(self._connect())
 
     def _maintain(self, conn: sqlite3.Connection) -> None:
         """Inside a write transaction: apply buffered touches, reclaim expired rows, enforce the byte bound."""
