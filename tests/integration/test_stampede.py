@@ -32,26 +32,34 @@ def _tier(spec: tuple[str, str]) -> Any:
     return SQLiteTier(where)
 
 
-def _one_key_worker(spec: tuple[str, str], ns: str, barrier: Any, calls: Any, out: Any) -> None:
+def _one_key_worker(spec: tuple[str, str], ns: str, barrier: Any, calls: Any, out: Any, started: Any) -> None:  # noqa: PLR0917
     from stratacache import AsyncCache, LoadPolicy, MemoryTier
 
     async def load() -> str:
         with calls.get_lock():
             calls.value += 1
-        await asyncio.sleep(LOAD_SECONDS)  # the database's time, not the test's
+        # The database's time, and long enough that every process is asking while it runs: on a loaded machine a
+        # process can reach its first get_or_load after a 200 ms load has finished, and then rightly not wait.
+        while started.value < PROCESSES:  # noqa: ASYNC110 - a value shared between processes, not an Event
+            await asyncio.sleep(0.01)
+        await asyncio.sleep(LOAD_SECONDS)
         return "value"
 
     async def main() -> None:
         policy = LoadPolicy(lease_wait=30)
         async with AsyncCache(MemoryTier(), _tier(spec), namespace=ns, policy=policy) as cache:
             barrier.wait()
-            results = await asyncio.gather(*(cache.get_or_load("hot", load) for _ in range(TASKS)))
+            tasks = [asyncio.ensure_future(cache.get_or_load("hot", load)) for _ in range(TASKS)]
+            await asyncio.sleep(0.05)  # every task has made its first request (a miss, then the lease)
+            with started.get_lock():
+                started.value += 1
+            results = await asyncio.gather(*tasks)
             out.put((results.count("value"), cache.stats().lock_waits))
 
     asyncio.run(main())
 
 
-def _hot_keys_worker(spec: tuple[str, str], ns: str, barrier: Any, calls: Any, out: Any) -> None:
+def _hot_keys_worker(spec: tuple[str, str], ns: str, barrier: Any, calls: Any, out: Any, started: Any) -> None:  # noqa: PLR0917
     from stratacache import AsyncCache, LoadPolicy, MemoryTier
     from stratacache.testing import FakeClock
 
@@ -83,9 +91,10 @@ def _run(worker: Any, spec: tuple[str, str]) -> tuple[int, list[tuple[int, int]]
     ctx = mp.get_context("spawn")
     barrier = ctx.Barrier(PROCESSES, timeout=60)
     calls = ctx.Value("i", 0)
+    started = ctx.Value("i", 0)
     out = ctx.Queue()
     ns = f"stampede-{uuid.uuid4().hex[:8]}"
-    procs = [ctx.Process(target=worker, args=(spec, ns, barrier, calls, out)) for _ in range(PROCESSES)]
+    procs = [ctx.Process(target=worker, args=(spec, ns, barrier, calls, out, started)) for _ in range(PROCESSES)]
     for p in procs:
         p.start()
     results = [out.get(timeout=90) for _ in procs]
