@@ -19,6 +19,7 @@ PKG = ROOT / "src" / "stratacache"
 FILES = [
     (PKG / "core" / "engine.py", PKG / "_sync" / "engine.py"),
     (PKG / "tiers" / "redis.py", PKG / "_sync" / "redis.py"),
+    (PKG / "tiers" / "redis_reads.py", PKG / "_sync" / "redis_reads.py"),
 ]
 
 # Whole-token substitutions, applied in order.
@@ -28,6 +29,9 @@ TOKENS = [
     (r"\bAsyncSingleFlight\b", "SingleFlight"),
     (r"\bAsyncBackground\b", "Background"),
     (r"\bAsyncRedisStore\b", "RedisStore"),
+    (r"\bAsyncDirect\b", "Direct"),
+    (r"\bAsyncPool\b", "Pool"),
+    (r"stratacache\.tiers\.redis_reads\b", "stratacache._sync.redis_reads"),
     (r"\bredis\.asyncio\b", "redis"),
     (r"\baclose\(\)", "close()"),
     (r"stratacache\.tiers\.redis\b(?!_)", "stratacache._sync.redis"),

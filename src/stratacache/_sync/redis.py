@@ -47,6 +47,7 @@ from stratacache.errors import DecodeError, TierError, TierTimeoutError, TierUna
 from stratacache.metrics.stats import TierCounters
 from stratacache.tiers import redis_direct, redis_link
 from stratacache.tiers.redis_link import KIND_KEYS, Link
+from stratacache._sync.redis_reads import reader
 
 if TYPE_CHECKING:
     from collections import deque
@@ -287,7 +288,7 @@ class RedisStore:
             self._bump = client.register_script(_BUMP)
             self._release = client.register_script(_RELEASE)
             self._gens_script = client.register_script(_GENS)
-            self._reader = redis_direct.reader(client, self.spec, _backoff(), asynchronous=False)
+            self._reader = reader(client, self.spec, _backoff())
             self._client = client
         return client
 

@@ -9,15 +9,14 @@ local server. The sync store (``_sync/redis.py``) uses instead, on a standalone 
 - :class:`Pool`: redis-py's ``ConnectionPool`` with a bounded, blocking checkout (a caller waits at most the pool's
   ``timeout`` for a connection, as with ``BlockingConnectionPool``) whose get and release only take the pool's lock.
   Every command of the store goes through it, the client's own included.
-- :class:`Direct`: ``GET`` and ``MGET`` written to a pooled connection and read back directly, with the store's
-  retry (after a connection error only) and the connection's socket timeout (the tier's ``timeout``), as the client
-  would. A connection that failed in any way (timeout, error, an exception such as ``KeyboardInterrupt`` in the
-  middle of a reply) is disconnected before it goes back to the pool: a connection that may hold an unread reply is
-  never reused (redis-py's send and read disconnect on every exception too).
+- ``Direct`` (``tiers/redis_reads.py``, written once as ``AsyncDirect`` and generated): ``GET`` and ``MGET``
+  written to a pooled connection and read back directly, with the store's retry (after a connection error only)
+  and the connection's socket timeout (the tier's ``timeout``), as the client would. A connection that failed in
+  any way (timeout, error, an exception such as ``KeyboardInterrupt`` in the middle of a reply) is disconnected
+  before it goes back to the pool: a connection that may hold an unread reply is never reused.
 
-The async store keeps redis-py's client and pool (:func:`reader`, :func:`pool_class` with ``asynchronous=True``):
-its calls are bounded by one deadline each and a cancelled call must disconnect its connection, which redis-py's
-async client does.
+The async store has the same two, :class:`AsyncPool` and ``AsyncDirect``: its calls are bounded by one deadline each
+instead of socket timeouts, and a cancelled call disconnects its connection before giving it back.
 """
 
 from __future__ import annotations
@@ -28,20 +27,15 @@ import contextlib
 import os
 import threading
 import time
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import redis
 import redis.asyncio
 import redis.exceptions
 
-if TYPE_CHECKING:
-    from redis.backoff import AbstractBackoff
+__all__ = ["STANDALONE", "AsyncPool", "Pool", "pool_class"]
 
-    from stratacache.tiers.redis_spec import RedisTier
-
-__all__ = ["AsyncDirect", "AsyncPool", "Direct", "Pool", "pool_class", "reader"]
-
-_STANDALONE = frozenset({"redis", "unix"})  # RedisTier.kind of redis://, rediss:// and unix:// URLs
+STANDALONE = frozenset({"redis", "unix"})  # RedisTier.kind of redis://, rediss:// and unix:// URLs
 
 
 class Pool(redis.ConnectionPool):
@@ -107,52 +101,14 @@ class Pool(redis.ConnectionPool):
                 connection.disconnect()
             self._freed.notify()
 
+    def give_back(self, connection: Any) -> None:
+        """:meth:`release` (the name the async pool's caller uses, so that the read path is written once)."""
+        self.release(connection)
 
-class Direct:
-    """``GET`` and ``MGET`` on :class:`Pool`'s connections: the sync store's reads (see the module docstring)."""
-
-    def __init__(self, pool: Pool, retries: int, backoff: AbstractBackoff) -> None:
-        self._pool = pool
-        self._retries = retries
-        self._backoff = backoff
-
-    def get(self, name: str) -> bytes | None:
-        """``GET name``."""
-        return self._run(("GET", name))  # type: ignore[no-any-return]
-
-    def mget(self, names: list[str]) -> list[bytes | None]:
-        """``MGET *names``."""
-        return self._run(("MGET", *names))  # type: ignore[no-any-return]
-
-    def _run(self, args: tuple[str, ...]) -> Any:
-        """Send ``args`` and read the reply; after a connection error, up to ``retries`` more attempts (backed off).
-
-        The same attempts as redis-py's ``Retry`` with the store's backoff: never after a timeout, which spent the
-        budget. A connection that failed is disconnected (the next attempt reconnects it).
-        """
-        pool = self._pool
-        connection = pool.get_connection()
-        try:
-            failures = 0
-            while True:
-                try:
-                    connection.send_command(*args)
-                    return connection.read_response()
-                except redis.exceptions.ConnectionError:
-                    connection.disconnect()
-                    failures += 1
-                    if failures > self._retries:
-                        raise
-                    if failures == 1:
-                        self._backoff.reset()  # type: ignore[no-untyped-call]
-                    pause = self._backoff.compute(failures)
-                    if pause > 0:
-                        time.sleep(pause)
-        except BaseException:
-            connection.disconnect()  # it may hold (part of) a reply: never reused as it is
-            raise
-        finally:
-            pool.release(connection)
+    @staticmethod
+    def discard(connection: Any) -> None:
+        """Close a connection that may hold (part of) an unread reply; it reconnects on its next command."""
+        connection.disconnect()
 
 
 class AsyncPool(redis.asyncio.ConnectionPool):
@@ -219,6 +175,11 @@ class AsyncPool(redis.asyncio.ConnectionPool):
             await connection.disconnect(nowait=True)
         self.give_back(connection)
 
+    @staticmethod
+    async def discard(connection: Any) -> None:
+        """Close a connection that may hold (part of) an unread reply, without suspending (safe while cancelled)."""
+        await connection.disconnect(nowait=True)
+
     def give_back(self, connection: Any) -> None:
         """Give a connection back, without suspending (a caller being cancelled can still do it)."""
         if connection not in self._in_use_connections:
@@ -226,65 +187,6 @@ class AsyncPool(redis.asyncio.ConnectionPool):
         self._in_use_connections.remove(connection)
         self._available_connections.append(connection)
         self._wake()
-
-
-class AsyncDirect:
-    """The async twin of :class:`Direct` (the call's deadline bounds it; see ``_primitives.awithin``).
-
-    A call cancelled or timed out at any point disconnects its connection before giving it back, so a reply it
-    did not read is never read by the next caller (CVE-2023-28858).
-    """
-
-    def __init__(self, pool: AsyncPool, retries: int, backoff: AbstractBackoff) -> None:
-        self._pool = pool
-        self._retries = retries
-        self._backoff = backoff
-
-    async def get(self, name: str) -> bytes | None:
-        """``GET name``."""
-        return await self._run(("GET", name))  # type: ignore[no-any-return]
-
-    async def mget(self, names: list[str]) -> list[bytes | None]:
-        """``MGET *names``."""
-        return await self._run(("MGET", *names))  # type: ignore[no-any-return]
-
-    async def _run(self, args: tuple[str, ...]) -> Any:
-        pool = self._pool
-        connection = await pool.get_connection()
-        try:
-            failures = 0
-            while True:
-                try:
-                    await connection.send_command(*args)
-                    return await connection.read_response()
-                except redis.exceptions.ConnectionError:
-                    await connection.disconnect(nowait=True)
-                    failures += 1
-                    if failures > self._retries:
-                        raise
-                    if failures == 1:
-                        self._backoff.reset()  # type: ignore[no-untyped-call]
-                    pause = self._backoff.compute(failures)
-                    if pause > 0:
-                        await asyncio.sleep(pause)
-        except BaseException:
-            await connection.disconnect(nowait=True)  # does not suspend: safe while being cancelled
-            raise
-        finally:
-            pool.give_back(connection)
-
-
-def reader(client: Any, spec: RedisTier, backoff: AbstractBackoff, *, asynchronous: bool) -> Any:
-    """What the store reads with (``get``, ``mget``): a :class:`Direct` for a sync standalone server, else ``client``.
-
-    ``backoff``: the one of the client's retry, for :class:`Direct`'s retries after a connection error.
-    """
-    pool = getattr(client, "connection_pool", None)
-    if spec.kind not in _STANDALONE:
-        return client
-    if asynchronous:
-        return AsyncDirect(pool, spec.retries, backoff) if isinstance(pool, AsyncPool) else client
-    return Direct(pool, spec.retries, backoff) if isinstance(pool, Pool) else client
 
 
 def pool_class(*, asynchronous: bool) -> type[Any]:
