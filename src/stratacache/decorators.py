@@ -142,11 +142,11 @@ class _Memoized:
         self._keyfn = key
         self._kb = KeyBuilder(fn)
 
-    def _hit_path(self, prefix: str) -> None:
+    def _hit_path(self) -> None:
         """Specialise the hit path once, for calls of the common shape (see ``__call__``).
 
-        ``prefix`` is the cache's key prefix. ``_stored`` maps a call's arguments to the key as the engine stores
-        it (``cache._key(self.key(*args))``), memoized like :meth:`KeyBuilder.key` (typed, str/int/bool/bytes/None
+        ``_stored`` maps a call's arguments to the key as the engine's L1 stores it, without the namespace prefix
+        (``cache._short(self.key(*args))``), memoized like :meth:`KeyBuilder.key` (typed, str/int/bool/bytes/None
         arguments only); an invalid key raises on every call, as the engine's check does (errors are not cached).
         """
         kb = self._kb
@@ -155,9 +155,7 @@ class _Memoized:
         self._n = kb._n
         self._skip = kb.skip_first
         digest = kb._prefix
-        self._stored = functools.lru_cache(maxsize=4096, typed=True)(
-            lambda *a: prefix + encode_key(digest + digest_args(a))
-        )
+        self._stored = functools.lru_cache(maxsize=4096, typed=True)(lambda *a: encode_key(digest + digest_args(a)))
 
     def key(self, *args: Any, **kwargs: Any) -> str:
         """The cache key these arguments map to (without ``self`` for methods), stable across processes."""
@@ -193,7 +191,7 @@ class CachedFunction(_Memoized, Generic[P, R]):
         super().__init__(fn, ttl=cache._ttl_of(ttl), tags=tags, key=key, policy=policy)  # ttl None: the default
         self._cache = cache
         self._fn = fn
-        self._hit_path(cache._prefix)
+        self._hit_path()
 
     def invalidate(self, *args: Any, **kwargs: Any) -> bool:
         """Drop the entry these arguments map to; return whether it existed."""
@@ -226,7 +224,7 @@ class CachedFunction(_Memoized, Generic[P, R]):
                 return cache._get_or_load(k, lambda: fn(*args, **kwargs), self._ttl, (), pol)
         k, tags = self._call_key(args, kwargs)
         fn = self._fn
-        return cache._get_or_load(cache._key(k), lambda: fn(*args, **kwargs), self._ttl, tags, self._policy)
+        return cache._get_or_load(cache._short(k), lambda: fn(*args, **kwargs), self._ttl, tags, self._policy)
 
 
 class _BoundCached:
@@ -274,7 +272,7 @@ class AsyncCachedFunction(_Memoized, Generic[P, R]):
         super().__init__(fn, ttl=cache._ttl_of(ttl), tags=tags, key=key, policy=policy)  # ttl None: the default
         self._cache = cache
         self._fn = fn
-        self._hit_path(cache._prefix)
+        self._hit_path()
         if hasattr(inspect, "markcoroutinefunction"):  # Python >= 3.12
             inspect.markcoroutinefunction(self)
 
@@ -308,4 +306,4 @@ class AsyncCachedFunction(_Memoized, Generic[P, R]):
                 return await cache._get_or_load(k, lambda: fn(*args, **kwargs), self._ttl, (), pol)
         k, tags = self._call_key(args, kwargs)
         fn = self._fn
-        return await cache._get_or_load(cache._key(k), lambda: fn(*args, **kwargs), self._ttl, tags, self._policy)
+        return await cache._get_or_load(cache._short(k), lambda: fn(*args, **kwargs), self._ttl, tags, self._policy)

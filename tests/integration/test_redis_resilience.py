@@ -175,7 +175,7 @@ def test_an_invalidation_that_arrives_before_the_reply_keeps_the_reply_out_of_l1
                 t.join(NO_HANG)
                 proxy.heal()
                 raced += got == ["v1"]
-                stale += got == ["v1"] and reader._l1.get(reader._key(key)) is not None  # type: ignore[union-attr]
+                stale += got == ["v1"] and reader._l1.get(reader._short(key)) is not None  # type: ignore[union-attr]
     assert raced > 25  # the interleaving was really exercised
     assert stale == 0
 

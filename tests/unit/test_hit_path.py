@@ -30,9 +30,9 @@ def test_a_hit_records_one_access_and_counts_one_hit(policy: str) -> None:
     pol = cache._l1._policy  # type: ignore[union-attr]
     before = len(pol._buf) if policy == "tinylfu" else None
     assert cache.get("a") == 1
-    assert cache._hit(cache._key("b")) == 2
+    assert cache._hit(cache._short("b")) == 2
     if policy == "lru":
-        assert list(pol._data) == [cache._key("a"), cache._key("b")]  # a, then b, moved to the recent end
+        assert list(pol._data) == ["a", "b"]  # a, then b, moved to the recent end
     else:
         assert len(pol._buf) - before == 2
     s = cache.stats().tiers[0]
@@ -46,12 +46,12 @@ def test_expired_invalidated_and_absent_entries_take_the_full_path() -> None:
     clock.advance(11)
     cache.invalidate_tags("t")
     for key in ("old", "tagged", "absent"):
-        assert cache._hit(cache._key(key)) is MISSING  # nothing recorded, counted or dropped here
+        assert cache._hit(cache._short(key)) is MISSING  # nothing recorded, counted or dropped here
         assert cache.get(key, "miss") == "miss"
     s = cache.stats().tiers[0]
     assert (s.hits, s.misses) == (0, 3)
-    assert cache._l1.peek(cache._key("old")) is None  # type: ignore[union-attr]  # dead entries dropped, as before
-    assert cache._l1.peek(cache._key("tagged")) is None  # type: ignore[union-attr]
+    assert cache._l1.peek(cache._short("old")) is None  # type: ignore[union-attr]  # dead entries dropped, as before
+    assert cache._l1.peek(cache._short("tagged")) is None  # type: ignore[union-attr]
 
 
 def test_a_tagged_entry_is_served_while_its_generations_are_current() -> None:
@@ -77,7 +77,7 @@ def test_an_entry_removed_between_peek_and_touch_is_a_miss() -> None:
 
     cache._l1_touch = racing_delete
     assert cache.get("a", "miss") == "miss"
-    assert cache._hit(cache._key("a")) is MISSING
+    assert cache._hit(cache._short("a")) is MISSING
     assert cache.stats().tiers[0].hits == 0
 
 
@@ -86,7 +86,7 @@ def test_keys_outside_the_plain_str_fast_path_are_stored_as_before(key: Any) -> 
     cache, _ = make()
     cache.set(key, "v")
     assert cache.get(key) == "v"
-    assert cache._l1.peek(cache._key(key)) is not None  # type: ignore[union-attr]
+    assert cache._l1.peek(cache._short(key)) is not None  # type: ignore[union-attr]
 
 
 @pytest.mark.parametrize("key", ["", "x" * 1025, 1, ()])

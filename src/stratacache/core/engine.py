@@ -111,13 +111,15 @@ _NO_SPAN: Final = contextlib.nullcontext()
 _ESCAPED: Final = "(\\"  # a str key starting with one of these is escaped by encode_key (not the fast path)
 
 
-def _watcher(prefix_len: int, log: AccessLog | None, tenants: Tenants | None) -> Callable[[str, bool], None] | None:
-    """What every lookup reports to when access sampling or tenant counting is on (``None``: nothing is on)."""
+def _watcher(log: AccessLog | None, tenants: Tenants | None) -> Callable[[str, bool], None] | None:
+    """What every lookup reports its key (without the namespace prefix) to, when sampling or tenants are on.
+
+    ``None`` when neither is on.
+    """
     if log is None and tenants is None:
         return None
 
-    def watch(k: str, hit: bool) -> None:
-        key = k[prefix_len:]
+    def watch(key: str, hit: bool) -> None:
         if log is not None:
             log.record(key, hit)
         if tenants is not None:
@@ -175,6 +177,10 @@ class AsyncEngine:
         self._pollers = tuple(s for s in self._lower if s.shared) if l1 is not None or self._home else ()
         self._namespace = namespace
         self._prefix = key_prefix(namespace)
+        # The L1 is this cache's own: it is keyed by the encoded key *without* the prefix (the part every stored
+        # key of the namespace shares), so a plain str key is the caller's own object there and a hit builds no
+        # string. Every L1 call below passes that short form (``k[self._plen:]`` of a stored key ``k``).
+        self._plen = len(self._prefix)
         self._ttl = ttl
         self._codec = codec
         self._clock = clock
@@ -222,7 +228,7 @@ class AsyncEngine:
         self._journal_lock = threading.Lock()  # orders _unsettled's updates (threads, in the sync engine)
         self._access_log = access_log
         self._tenants = tenants
-        self._watch = _watcher(len(self._prefix), access_log, tenants)  # None unless sampling or tenants are on
+        self._watch = _watcher(access_log, tenants)  # None unless sampling or tenants are on
         self._tracer: Tracer | None = None
         self._closed = False
         self._stopping = False
@@ -251,14 +257,14 @@ class AsyncEngine:
             InvalidKeyError: ``key`` is not a ``str`` or a tuple of scalars, is empty or too long.
         """
         if type(key) is str and key and not self._closed and len(key) <= MAX_KEY_LENGTH and key[0] not in _ESCAPED:
-            k = self._prefix + key  # what _key returns for a plain str key, without the call
+            s = key  # what _short returns for a plain str key, without the call
         else:
-            k = self._key(key)
+            s = self._short(key)
         # _hit, inlined (a call is ~10% of a hit): keep the two in step
         if self._pollers:
             self._poll()
         peek = self._l1_peek
-        env = None if peek is None else peek(k)
+        env = None if peek is None else peek(s)
         if env is not None:
             exp = env.expires_at
             tags = env.tags
@@ -266,15 +272,15 @@ class AsyncEngine:
                 self._gens.current(env.gens, tags) if tags else env.gens[0] == self._gens.ns
             ):
                 try:
-                    self._l1_touch(k)  # type: ignore[misc]
+                    self._l1_touch(s)  # type: ignore[misc]
                 except KeyError:  # removed by a writer since the peek: _lookup finds the miss
                     pass
                 else:
                     self._l1_counters.hits += 1  # type: ignore[union-attr]
                     if self._watch is not None:
-                        self._watch(k, True)  # noqa: FBT003 - the watcher's signature
-                    return self._codec.decode(env.value, k) if self._copy else env.value
-        value = await self._lookup(k)
+                        self._watch(s, True)  # noqa: FBT003 - the watcher's signature
+                    return self._codec.decode(env.value, self._prefix + s) if self._copy else env.value
+        value = await self._lookup(self._prefix + s)
         return default if value is MISSING else value
 
     async def get_or_load(
@@ -306,24 +312,28 @@ class AsyncEngine:
             LoadTimeout: the load outlasted the policy's hard timeout and there was no stale value to serve.
         """
         return await self._get_or_load(
-            self._key(key), loader, self._ttl_of(ttl), validate_tags(tags), check_policy(policy)
+            self._short(key), loader, self._ttl_of(ttl), validate_tags(tags), check_policy(policy)
         )
 
     async def _get_or_load(
         self,
-        k: str,
+        s: str,
         loader: Callable[[], Awaitable[T]],
         ttl_: float | None,
         tags_: tuple[str, ...],
         policy: LoadPolicy | None = None,
     ) -> T:
-        """:meth:`get_or_load` on checked input (the decorator checks its TTL once, at decoration)."""
+        """:meth:`get_or_load` on checked input (the decorator checks its TTL once, at decoration).
+
+        ``s`` is the encoded key without the namespace prefix (:meth:`_short`).
+        """
         pol = self._policy if policy is None else policy
         if pol is not PLAIN:
-            return await self._get_or_load_with(k, loader, ttl_, tags_, pol)
-        value = self._hit(k)
+            return await self._get_or_load_with(self._prefix + s, loader, ttl_, tags_, pol)
+        value = self._hit(s)
         if value is not MISSING:
             return value  # type: ignore[no-any-return]
+        k = self._prefix + s
         failed: Depths = set()
         value = await self._lookup(k, failed)
         if value is not MISSING:
@@ -376,7 +386,8 @@ class AsyncEngine:
             TierError: a tier could not be written; the entry was removed from L1 and may remain in the
                 failed tier with its old value.
         """
-        k = self._key(key)
+        s = self._short(key)
+        k = self._prefix + s
         ttl_ = self._ttl_of(ttl)
         tags_ = validate_tags(tags)
         if self._pollers:
@@ -384,10 +395,10 @@ class AsyncEngine:
         try:
             gens = await self._snapshot(tags_)
         except _OUTAGE:
-            self._entries.prepare(k, value, ttl_, tags_, gens=(), delta=0.0)  # bad values still raise here
+            self._entries.prepare(k, s, value, ttl_, tags_, gens=(), delta=0.0)  # bad values still raise here
             self._drop_during_outage([k])
             return
-        prepared = [self._entries.prepare(k, value, ttl_, tags_, gens=gens, delta=0.0, stale_for=self._stale_for)]
+        prepared = [self._entries.prepare(k, s, value, ttl_, tags_, gens=gens, delta=0.0, stale_for=self._stale_for)]
         await self._write(prepared)
 
     async def set_many(
@@ -399,7 +410,9 @@ class AsyncEngine:
             InvalidKeyError, InvalidTTLError, EncodeError, ValueTooLargeError: bad input; nothing changed.
             TierError: a tier could not be written (see :meth:`set`).
         """
-        keys = [self._key(key) for key in mapping]
+        shorts = [self._short(key) for key in mapping]
+        prefix = self._prefix
+        keys = [prefix + s for s in shorts]
         ttl_ = self._ttl_of(ttl)
         tags_ = validate_tags(tags)
         if not keys:
@@ -412,8 +425,8 @@ class AsyncEngine:
             gens = None
         stale_for = self._stale_for
         prepared = [
-            self._entries.prepare(k, value, ttl_, tags_, gens=gens or (), delta=0.0, stale_for=stale_for)
-            for k, value in zip(keys, mapping.values(), strict=True)
+            self._entries.prepare(k, s, value, ttl_, tags_, gens=gens or (), delta=0.0, stale_for=stale_for)
+            for k, s, value in zip(keys, shorts, mapping.values(), strict=True)
         ]
         if gens is None:
             self._drop_during_outage(keys)
@@ -447,8 +460,9 @@ class AsyncEngine:
         if todo:
             found.update(await self._read_lower_many(list(todo), now))
         if self._watch is not None:
+            plen = self._plen
             for _key, k in wanted:
-                self._watch(k, k in found)
+                self._watch(k[plen:], k in found)
         return {key: found[k] for key, k in wanted if k in found}
 
     async def delete(self, key: Hashable) -> bool:
@@ -496,7 +510,7 @@ class AsyncEngine:
         n = len(prefix)
         deleted = 0
         if self._l1 is not None:
-            found = [k for k in self._l1.keys() if k.startswith(prefix) and matches(k[n:])]  # noqa: SIM118 - a snapshot
+            found = [prefix + s for s in self._l1.keys() if matches(s)]  # noqa: SIM118 - a snapshot
             for i in range(0, len(found), page):
                 deleted += await self._delete(found[i : i + page])
         for store in self._lower:
@@ -603,7 +617,7 @@ class AsyncEngine:
         now = self._clock.now()
         found: list[tuple[str, Envelope[Any] | None, str | None]] = []
         if self._l1 is not None:
-            found.append((self._l1.name, self._l1.peek(k), None))
+            found.append((self._l1.name, self._l1.peek(k[self._plen :]), None))
         for store in self._lower:
             try:
                 (env,) = await store.get_many([k])
@@ -735,7 +749,7 @@ class AsyncEngine:
         failed: Depths = set()
         value, env = await self._find(k, now, failed)
         if self._watch is not None:
-            self._watch(k, env is not None)
+            self._watch(k[self._plen :], env is not None)
         if env is None:
             return await self._load_timed(k, loader, ttl, tags, pol, stale=False, skip=failed)
         exp = env.expires_at
@@ -791,7 +805,7 @@ class AsyncEngine:
         stale: tuple[Any, Envelope[Any]] | None = None
         l1 = self._l1
         if l1 is not None:
-            env = l1.get(k)
+            env = l1.get(k[self._plen :])
             if env is not None and self._gens.current(env.gens, env.tags):
                 value = self._codec.decode(env.value, k) if self._copy else env.value
                 exp = env.expires_at
@@ -887,9 +901,16 @@ class AsyncEngine:
     # ------------------------------------------------------------------ keys and input checks
 
     def _key(self, key: Hashable) -> str:
+        """The stored key: the namespace prefix, then the encoded key (how every lower tier knows the entry)."""
         if self._closed:
             raise CacheClosedError("cache is closed")
         return self._prefix + encode_key(key)
+
+    def _short(self, key: Hashable) -> str:
+        """The encoded key without the namespace prefix: the L1's key (``_key(key)[len(prefix):]``)."""
+        if self._closed:
+            raise CacheClosedError("cache is closed")
+        return encode_key(key)
 
     def _check_open(self) -> None:
         if self._closed:
@@ -921,8 +942,9 @@ class AsyncEngine:
             counters.remote_invalidations += len(changes.keys)
             for k in changes.keys:
                 self._epochs[hash(k) % _STRIPES] += 1
-            if l1 is not None:
-                l1.delete_many(changes.keys)
+            if l1 is not None:  # stored keys of any namespace: the L1 holds this one's, without the prefix
+                prefix, plen = self._prefix, self._plen
+                l1.delete_many([k[plen:] for k in changes.keys if k.startswith(prefix)])
         if changes.gens and self._gens.learn_names(changes.gens):
             counters.remote_invalidations += 1
             if l1 is not None:
@@ -952,7 +974,8 @@ class AsyncEngine:
         """A write that cannot reach the shared tier: drop it (counted) and journal the keys' old copies."""
         self._bump(keys)
         if self._l1 is not None:
-            self._l1.delete_many(keys)
+            plen = self._plen
+            self._l1.delete_many([k[plen:] for k in keys])
         for store, journal in zip(self._lower, self._journals, strict=True):
             store.counters.skipped += len(keys)
             journal.add_keys(keys)
@@ -1070,19 +1093,22 @@ class AsyncEngine:
         l1 = self._l1
         if l1 is None:
             return MISSING
-        env = l1.get(k)
+        s = k[self._plen :]
+        env = l1.get(s)
         if env is not None:
             exp = env.expires_at
             if (exp is None or now < exp) and self._gens.current(env.gens, env.tags):
                 l1.counters.hits += 1
                 return self._codec.decode(env.value, k) if self._copy else env.value
             if env.stale_until is None or now >= env.stale_until or not self._gens.current(env.gens, env.tags):
-                l1.delete_if(k, env)  # dead: neither fresh nor kept to be served stale
+                l1.delete_if(s, env)  # dead: neither fresh nor kept to be served stale
         l1.counters.misses += 1
         return MISSING
 
-    def _hit(self, k: str) -> Any:  # noqa: PLR0911 - every early return is one reason to take the full path
-        """A lookup's fast path: the L1 value of ``k`` if it is a fresh and current hit, else ``MISSING``.
+    def _hit(self, s: str) -> Any:  # noqa: PLR0911 - every early return is one reason to take the full path
+        """A lookup's fast path: the L1 value of ``s`` if it is a fresh and current hit, else ``MISSING``.
+
+        ``s`` is the encoded key without the namespace prefix (:meth:`_short`), as the L1 keys its entries.
 
         A hit is recorded for the eviction policy, counted and watched exactly as :meth:`_lookup` does; anything
         else (no L1, absent, expired, stale, invalidated, a generation not known yet) returns ``MISSING`` having
@@ -1094,7 +1120,7 @@ class AsyncEngine:
         peek = self._l1_peek
         if peek is None:
             return MISSING
-        env = peek(k)
+        env = peek(s)
         if env is None:
             return MISSING
         exp = env.expires_at
@@ -1107,13 +1133,13 @@ class AsyncEngine:
         elif env.gens[0] != self._gens.ns:  # Generations.current of an entry without tags: one comparison
             return MISSING
         try:
-            self._l1_touch(k)  # type: ignore[misc]
+            self._l1_touch(s)  # type: ignore[misc]
         except KeyError:  # removed by a writer since the peek (LRU): a miss, as MemoryStore.get would say
             return MISSING
         self._l1_counters.hits += 1  # type: ignore[union-attr]
         if self._watch is not None:
-            self._watch(k, True)  # noqa: FBT003 - the watcher's signature
-        return self._codec.decode(env.value, k) if self._copy else env.value
+            self._watch(s, True)  # noqa: FBT003 - the watcher's signature
+        return self._codec.decode(env.value, self._prefix + s) if self._copy else env.value
 
     async def _lookup(self, k: str, failed: Depths | None = None) -> Any:
         """L1, then lower tiers; ``MISSING`` on a miss (``failed`` collects the depths of tiers that failed)."""
@@ -1124,7 +1150,7 @@ class AsyncEngine:
         if value is MISSING and self._lower:
             value = await self._read_lower_one(k, now, failed)
         if self._watch is not None:
-            self._watch(k, value is not MISSING)
+            self._watch(k[self._plen :], value is not MISSING)
         return value
 
     async def _read_lower_one(self, k: str, now: float, failed: Depths | None) -> Any:
@@ -1301,6 +1327,7 @@ class AsyncEngine:
                 store.counters.errors += 1
         l1 = self._l1
         if l1 is not None:
+            plen = self._plen
             items = []
             for k, env, value in fresh:
                 try:
@@ -1308,9 +1335,10 @@ class AsyncEngine:
                 except ValueTooLargeError:
                     continue
                 if l1env is not None:
-                    items.append((k, l1env))
+                    items.append((k[plen:], l1env))
             if items:  # re-checked under the L1 lock: a write may have landed since the read
-                l1.set_many(items, now, guard=lambda k: self._mark(k) == epochs[k])
+                prefix = self._prefix
+                l1.set_many(items, now, guard=lambda s: self._mark(prefix + s) == epochs[prefix + s])
 
     # ------------------------------------------------------------------ loads and writes
 
@@ -1330,7 +1358,7 @@ class AsyncEngine:
         """Leader of a single flight: re-check L1, run the loader, store if the key is still as it was read."""
         l1 = self._l1
         if l1 is not None and not refresh:  # a flight that just finished may have filled it (not counted)
-            env = l1.get(k)
+            env = l1.get(k[self._plen :])
             if env is not None:
                 exp = env.expires_at
                 if (exp is None or self._clock.now() < exp) and self._gens.current(env.gens, env.tags):
@@ -1362,7 +1390,9 @@ class AsyncEngine:
                 return value  # a shared tier is unreachable: serve the value, cache nothing unverifiable
             if value is None and pol.negative_ttl is not None:
                 ttl = pol.negative_ttl
-            prepared = self._entries.prepare(k, value, ttl, tags, gens=gens, delta=delta, stale_for=pol.stale_window)
+            prepared = self._entries.prepare(
+                k, k[self._plen :], value, ttl, tags, gens=gens, delta=delta, stale_for=pol.stale_window
+            )
             await self._fill(prepared, stripe, epoch, fences)
             return value
         finally:
@@ -1457,7 +1487,7 @@ class AsyncEngine:
         """
         if self._epochs[stripe] != epoch:
             return
-        k, env, l1env = prepared
+        k, s, env, l1env = prepared
         self._fills[stripe] += 1
         for depth in range(len(self._lower) - 1, -1, -1):
             store = self._lower[depth]
@@ -1483,7 +1513,7 @@ class AsyncEngine:
             self._poll()  # an invalidation received during the fill voids the L1 copy (its epoch moves)
         l1 = self._l1
         if l1 is not None and l1env is not None:
-            l1.counters.sets += l1.set_many([(k, l1env)], self._clock.now(), lambda _k: self._epochs[stripe] == epoch)
+            l1.counters.sets += l1.set_many([(s, l1env)], self._clock.now(), lambda _s: self._epochs[stripe] == epoch)
 
     def _mark(self, k: str) -> int:
         """What a read of ``k`` must find unchanged to backfill: any write *or fill* of its stripe moves it."""
@@ -1500,6 +1530,19 @@ class AsyncEngine:
             after[stripe] = epochs[stripe]
         return after
 
+    def _unchanged(self, expected: dict[int, int]) -> Callable[[str], bool]:
+        """The L1 write guard of :meth:`_write`: whether an L1 key's stripe is still at ``expected``.
+
+        The stripe is that of the stored key (prefix included), as :meth:`_bump` counted it.
+        """
+        epochs, prefix = self._epochs, self._prefix
+
+        def unchanged(s: str) -> bool:
+            stripe = hash(prefix + s) % _STRIPES
+            return epochs[stripe] == expected[stripe]
+
+        return unchanged
+
     async def _write(self, prepared: list[Prepared]) -> None:
         """Write lower tiers (deepest first), then L1; on a lower-tier failure drop L1 copies and raise.
 
@@ -1508,17 +1551,17 @@ class AsyncEngine:
         write is refused, and the L1 entry dropped, if another write to the key interleaved: L1 then never
         disagrees with the lower tier about which write came last.
         """
-        keys = [k for k, _, _ in prepared]
+        keys = [k for k, _, _, _ in prepared]
         l1 = self._l1
         if not self._lower:  # L1 only: nothing to race between a lower write and the L1 write
             self._bump(keys)
             if l1 is not None:
-                l1.counters.sets += l1.set_many([(k, e) for k, _, e in prepared if e is not None], self._clock.now())
+                l1.counters.sets += l1.set_many([(s, e) for _, s, _, e in prepared if e is not None], self._clock.now())
             return
         self._bump(keys)
         failed: list[BaseException] = []
         degraded = False
-        items = [(k, env) for k, env, _ in prepared]
+        items = [(k, env) for k, _, env, _ in prepared]
         for depth in range(len(self._lower) - 1, -1, -1):
             store = self._lower[depth]
             try:
@@ -1535,18 +1578,15 @@ class AsyncEngine:
                 failed.append(exc)
         expected = self._bump(keys)
         if degraded:
-            prepared = [(k, env, self._outage_capped(e)) for k, env, e in prepared]
+            prepared = [(k, s, env, self._outage_capped(e)) for k, s, env, e in prepared]
         if failed:
             if l1 is not None:
-                l1.delete_many(keys)
+                l1.delete_many([s for _, s, _, _ in prepared])
             msg = f"could not write {len(items)} entr{'y' if len(items) == 1 else 'ies'} to every tier"
             raise TierError(msg) from failed[0]
         if l1 is not None:
-            l1_items = [(k, e) for k, _, e in prepared if e is not None]
-            epochs = self._epochs
-            l1.counters.sets += l1.set_many(
-                l1_items, self._clock.now(), lambda k: epochs[hash(k) % _STRIPES] == expected[hash(k) % _STRIPES]
-            )
+            l1_items = [(s, e) for _, s, _, e in prepared if e is not None]
+            l1.counters.sets += l1.set_many(l1_items, self._clock.now(), self._unchanged(expected))
 
     async def _delete(self, keys: list[str]) -> int:
         """Delete from L1 and every lower tier.
@@ -1559,8 +1599,9 @@ class AsyncEngine:
         self._bump(keys)
         count = 0
         l1 = self._l1
+        plen = self._plen
         if l1 is not None:
-            count = l1.delete_many(keys)
+            count = l1.delete_many([k[plen:] for k in keys])
             l1.counters.deletes += len(keys)
         failed: list[BaseException] = []
         for depth, store in enumerate(self._lower):
@@ -1576,7 +1617,7 @@ class AsyncEngine:
                 failed.append(exc)
         self._bump(keys)
         if l1 is not None:
-            l1.delete_many(keys)
+            l1.delete_many([k[plen:] for k in keys])
         if failed:
             raise TierError(f"could not delete {len(keys)} key(s) from every tier") from failed[0]
         return count

@@ -23,8 +23,9 @@ if TYPE_CHECKING:
 
 __all__ = ["EntryFactory", "Prepared", "cap_expiry"]
 
-Prepared: TypeAlias = "tuple[str, Envelope[bytes], Envelope[Any] | None]"
-"""A stored key, its bytes envelope for lower tiers, and its L1 envelope (``None`` without an L1)."""
+Prepared: TypeAlias = "tuple[str, str, Envelope[bytes], Envelope[Any] | None]"
+"""A stored key, the L1's key (the same without the namespace prefix), its bytes envelope for lower tiers, and its
+L1 envelope (``None`` without an L1)."""
 
 
 class EntryFactory:
@@ -88,6 +89,7 @@ class EntryFactory:
     def prepare(
         self,
         k: str,
+        s: str,
         value: Any,
         ttl: float | None,
         tags: tuple[str, ...],
@@ -97,6 +99,8 @@ class EntryFactory:
         stale_for: float | None = None,
     ) -> Prepared:
         """Encode and weigh one entry; ``stale_for``: seconds after expiry it is kept to be served stale.
+
+        ``k`` is the stored key, ``s`` the L1's (``k`` without the namespace prefix), returned as they are.
 
         Raises:
             EncodeError: the codec cannot encode ``value``.
@@ -118,7 +122,7 @@ class EntryFactory:
             size=len(data),
         )
         self._check_size(env)
-        return k, env, self.for_l1(k, env, value, now)
+        return k, s, env, self.for_l1(k, env, value, now)
 
     def _check_size(self, env: Envelope[bytes]) -> None:
         """Refuse an entry whose stored form exceeds a lower tier's byte budget."""
