@@ -91,7 +91,7 @@ if TYPE_CHECKING:
 
     from stratacache._types import Store, Changes, Clock, Codec, Tracer
     from stratacache.core.entries import Prepared
-    from stratacache.core.envelope import Envelope
+    from stratacache.core.envelope import Envelope, L1Entry
     from stratacache.metrics.accesslog import AccessLog, HotKey
     from stratacache.metrics.tenants import Tenants
     from stratacache.tiers.memory import MemoryStore
@@ -236,7 +236,7 @@ class Engine:
         self._stopping = False
         # The hit path (_hit), bound once: the L1's lock-free peek and access record, its counters, and the clock
         # as a bare function when it is the system clock (SystemClock.now is time.time).
-        self._l1_peek: Callable[[str], Envelope[Any] | None] | None = None
+        self._l1_peek: Callable[[str], L1Entry | None] | None = None
         self._l1_touch: Callable[[str], object] | None = None
         if l1 is not None:
             self._l1_peek, self._l1_touch = l1.hit_path()
@@ -269,9 +269,9 @@ class Engine:
         env = None if peek is None else peek(s)
         if env is not None:
             exp = env.expires_at
-            tags = env.tags
+            gen = env.gen  # an entry without tags: its namespace generation, one comparison (L1Entry)
             if (exp is None or self._now() < exp) and (
-                self._gens.current(env.gens, tags) if tags else env.gens[0] == self._gens.ns
+                gen == self._gens.ns or (type(gen) is tuple and self._gens.current(*gen))
             ):
                 try:
                     self._l1_touch(s)  # type: ignore[misc]
@@ -619,7 +619,8 @@ class Engine:
         now = self._clock.now()
         found: list[tuple[str, Envelope[Any] | None, str | None]] = []
         if self._l1 is not None:
-            found.append((self._l1.name, self._l1.peek(k[self._plen :]), None))
+            entry = self._l1.peek(k[self._plen :])
+            found.append((self._l1.name, None if entry is None else entry.envelope(self._codec_tag), None))
         for store in self._lower:
             try:
                 (env,) = store.get_many([k])
@@ -799,16 +800,16 @@ class Engine:
         self._counters.stale_served += 1
         return value  # type: ignore[no-any-return]
 
-    def _find(self, k: str, now: float, failed: Depths) -> tuple[Any, Envelope[Any] | None]:
+    def _find(self, k: str, now: float, failed: Depths) -> tuple[Any, Envelope[Any] | L1Entry | None]:
         """``(value, envelope)``: a fresh hit, else the newest stale candidate, else ``(MISSING, None)``.
 
         A stale candidate is expired but inside its stale window; invalidated entries are never candidates.
         """
-        stale: tuple[Any, Envelope[Any]] | None = None
+        stale: tuple[Any, Envelope[Any] | L1Entry] | None = None
         l1 = self._l1
         if l1 is not None:
             env = l1.get(k[self._plen :])
-            if env is not None and self._gens.current(env.gens, env.tags):
+            if env is not None and self._current(env):
                 value = self._codec.decode(env.value, k) if self._copy else env.value
                 exp = env.expires_at
                 if exp is None or now < exp:
@@ -827,7 +828,7 @@ class Engine:
                 stale = below
         return stale if stale is not None else (MISSING, None)
 
-    def _refresh_due(self, env: Envelope[Any], now: float, pol: LoadPolicy) -> bool:
+    def _refresh_due(self, env: Envelope[Any] | L1Entry, now: float, pol: LoadPolicy) -> bool:
         """Whether a fresh hit should refresh in the background (XFetch or refresh-ahead)."""
         exp = env.expires_at
         if exp is None:
@@ -836,7 +837,7 @@ class Engine:
         if ahead is not None and now >= env.created_at + ahead * (exp - env.created_at):
             return True
         beta = pol.early_refresh
-        return beta is not None and xfetch_due(env, now, beta, self._rng)
+        return beta is not None and xfetch_due(env, now, beta, self._rng)  # type: ignore[arg-type]  # reads expires_at, delta
 
     def _refresh_later(
         self, k: str, loader: Callable[[], T], ttl: float | None, tags: tuple[str, ...], pol: LoadPolicy
@@ -966,7 +967,7 @@ class Engine:
 
     # ------------------------------------------------------------------ outages: journal and replay
 
-    def _outage_capped(self, env: Envelope[Any] | None) -> Envelope[Any] | None:
+    def _outage_capped(self, env: L1Entry | None) -> L1Entry | None:
         """The L1 copy of an entry a shared tier could not take: it lives at most ``outage_ttl``."""
         if env is None:
             return None
@@ -1099,15 +1100,23 @@ class Engine:
         env = l1.get(s)
         if env is not None:
             exp = env.expires_at
-            if (exp is None or now < exp) and self._gens.current(env.gens, env.tags):
+            if (exp is None or now < exp) and self._current(env):
                 l1.counters.hits += 1
                 return self._codec.decode(env.value, k) if self._copy else env.value
-            if env.stale_until is None or now >= env.stale_until or not self._gens.current(env.gens, env.tags):
+            if env.stale_until is None or now >= env.stale_until or not self._current(env):
                 l1.delete_if(s, env)  # dead: neither fresh nor kept to be served stale
         l1.counters.misses += 1
         return MISSING
 
-    def _hit(self, s: str) -> Any:  # noqa: PLR0911 - every early return is one reason to take the full path
+    def _current(self, entry: L1Entry) -> bool | None:
+        """:meth:`Generations.current` of an L1 entry: ``None`` when a counter is unknown."""
+        gen = entry.gen
+        if type(gen) is tuple:
+            return self._gens.current(*gen)
+        ns = self._gens.ns
+        return None if ns is None else gen == ns
+
+    def _hit(self, s: str) -> Any:
         """A lookup's fast path: the L1 value of ``s`` if it is a fresh and current hit, else ``MISSING``.
 
         ``s`` is the encoded key without the namespace prefix (:meth:`_short`), as the L1 keys its entries.
@@ -1128,11 +1137,8 @@ class Engine:
         exp = env.expires_at
         if exp is not None and self._now() >= exp:
             return MISSING
-        tags = env.tags
-        if tags:
-            if not self._gens.current(env.gens, tags):
-                return MISSING
-        elif env.gens[0] != self._gens.ns:  # Generations.current of an entry without tags: one comparison
+        gen = env.gen  # Generations.current of an entry without tags: one comparison (L1Entry)
+        if gen != self._gens.ns and not (type(gen) is tuple and self._gens.current(*gen)):
             return MISSING
         try:
             self._l1_touch(s)  # type: ignore[misc]
@@ -1363,7 +1369,7 @@ class Engine:
             env = l1.get(k[self._plen :])
             if env is not None:
                 exp = env.expires_at
-                if (exp is None or self._clock.now() < exp) and self._gens.current(env.gens, env.tags):
+                if (exp is None or self._clock.now() < exp) and self._current(env):
                     return self._codec.decode(env.value, k) if self._copy else env.value  # type: ignore[no-any-return]
         stripe = hash(k) % _STRIPES
         claimed: int | None = None

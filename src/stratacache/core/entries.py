@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any, TypeAlias
 
 import msgspec
 
-from stratacache.core.envelope import Envelope, encode_envelope
+from stratacache.core.envelope import Envelope, L1Entry, encode_envelope
 from stratacache.core.freshness import expiry
 from stratacache.errors import ValueTooLargeError
 
@@ -23,9 +23,11 @@ if TYPE_CHECKING:
 
 __all__ = ["EntryFactory", "Prepared", "cap_expiry"]
 
-Prepared: TypeAlias = "tuple[str, str, Envelope[bytes], Envelope[Any] | None]"
+_LIVES = 64  # distinct recent L1 lifetimes kept for sharing
+
+Prepared: TypeAlias = "tuple[str, str, Envelope[bytes], L1Entry | None]"
 """A stored key, the L1's key (the same without the namespace prefix), its bytes envelope for lower tiers, and its
-L1 envelope (``None`` without an L1)."""
+L1 entry (``None`` without an L1)."""
 
 
 class EntryFactory:
@@ -48,6 +50,7 @@ class EntryFactory:
         "_jitter",
         "_l1_cap",
         "_l1_check",
+        "_lives",
         "_lower_limits",
         "_rng",
         "_tag",
@@ -80,6 +83,7 @@ class EntryFactory:
         self._l1_cap = l1_cap
         self._copy = copy_on_read
         self._versions = itertools.count(1)
+        self._lives: dict[float, float] = {}  # L1 lifetimes seen lately: equal ones share one float object
 
     @property
     def codec_tag(self) -> int:
@@ -139,7 +143,7 @@ class EntryFactory:
                     f"value is stored as {stored} bytes, more than the {name} tier's max_bytes={limit}"
                 )
 
-    def for_l1(self, k: str, env: Envelope[bytes], value: Any, now: float) -> Envelope[Any] | None:
+    def for_l1(self, k: str, env: Envelope[bytes], value: Any, now: float) -> L1Entry | None:
         """The L1 copy of ``env`` (weighed, TTL-capped), or ``None`` without an L1.
 
         Raises:
@@ -159,18 +163,37 @@ class EntryFactory:
         held = env.value if self._copy else value
         if stale_until is not None and expires_at is not None and stale_until < expires_at:
             stale_until = expires_at
-        return Envelope(  # version 0: nothing reads it from L1, and a shared small int costs no memory
-            held, env.codec, env.created_at, expires_at, stale_until, env.delta, 0, env.gens, env.tags, weight
+        tags = env.tags
+        gens = env.gens
+        return L1Entry(
+            held,
+            expires_at,
+            gens[0] if not tags and gens else (gens, tags),
+            weight,
+            stale_until,
+            env.delta,
+            env.created_at if expires_at is None else self._life(expires_at - env.created_at),
         )
 
+    def _life(self, life: float) -> float:
+        """``life``, or an equal float seen lately: entries of one TTL share one object (24 bytes each less)."""
+        lives = self._lives
+        shared = lives.get(life)
+        if shared is not None:
+            return shared
+        if len(lives) >= _LIVES:  # jittered or capped lifetimes are all different: keep a few only
+            lives.clear()
+        lives[life] = life
+        return life
 
-def cap_expiry(env: Envelope[Any], until: float) -> Envelope[Any]:
-    """``env`` living no later than ``until``, stale window included (the same object when it already does).
+
+def cap_expiry(entry: L1Entry, until: float) -> L1Entry:
+    """``entry`` living no later than ``until``, stale window included (the same object when it already does).
 
     A capped copy is one whose coherence is only bounded by its cap (an L1 copy while the shared tier is down):
     serving it stale past the cap would break that bound, so the stale window ends there too.
     """
-    if env.expires_at is not None and env.expires_at <= until and (env.stale_until or 0) <= until:
-        return env
-    exp = until if env.expires_at is None else min(env.expires_at, until)
-    return msgspec.structs.replace(env, expires_at=exp, stale_until=None)
+    if entry.expires_at is not None and entry.expires_at <= until and (entry.stale_until or 0) <= until:
+        return entry
+    exp = until if entry.expires_at is None else min(entry.expires_at, until)
+    return msgspec.structs.replace(entry, expires_at=exp, stale_until=None, life=exp - entry.created_at)

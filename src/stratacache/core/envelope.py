@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Final, Generic, TypeVar
+from typing import Any, Final, Generic, TypeVar
 
 import msgspec
 
 from stratacache.errors import DecodeError
 
-__all__ = ["ENVELOPE_FORMAT", "Envelope", "decode_envelope", "encode_envelope"]
+__all__ = ["ENVELOPE_FORMAT", "Envelope", "L1Entry", "decode_envelope", "encode_envelope"]
 
 V = TypeVar("V")
 
@@ -51,6 +51,74 @@ class Envelope(msgspec.Struct, Generic[V], frozen=True, array_like=True, gc=Fals
         if self.stale_until is not None:
             return self.stale_until
         return self.expires_at
+
+
+class L1Entry(msgspec.Struct, frozen=True, gc=False):
+    """What the in-process L1 holds for one entry: the fields a hit, expiry and eviction read, compactly.
+
+    Never serialized (lower tiers hold :class:`Envelope`). Seven fields instead of ten, and no float of its own
+    beside ``expires_at`` in the usual case: 72 bytes plus ``expires_at`` against 96 plus three floats and a
+    tuple (``docs/benchmarks.md``, "Memory per entry").
+
+    Attributes:
+        value: the decoded object (or the codec output with ``copy_on_read``).
+        expires_at: end of freshness, or ``None`` for no expiry (read on every hit).
+        gen: the namespace generation (an ``int``) for an entry without tags, which a hit compares with one
+            ``==``; for a tagged entry the ``(gens, tags)`` pair of :class:`Envelope`.
+        size: the entry's weight (byte budget).
+        stale_until: as in :class:`Envelope`.
+        delta: as in :class:`Envelope`.
+        life: ``expires_at - created_at`` (an exact difference, and one shared float for every entry of one TTL:
+            :class:`~stratacache.core.entries.EntryFactory` reuses equal values), or ``created_at`` itself when
+            ``expires_at`` is ``None``.
+    """
+
+    value: Any
+    expires_at: float | None
+    gen: int | tuple[tuple[int, ...], tuple[str, ...]]
+    size: int
+    stale_until: float | None
+    delta: float
+    life: float
+
+    @property
+    def created_at(self) -> float:
+        """Wall-clock time of the write."""
+        exp = self.expires_at
+        return self.life if exp is None else exp - self.life
+
+    @property
+    def gens(self) -> tuple[int, ...]:
+        """As :attr:`Envelope.gens`."""
+        gen = self.gen
+        return gen[0] if type(gen) is tuple else (gen,)  # type: ignore[return-value]
+
+    @property
+    def tags(self) -> tuple[str, ...]:
+        """As :attr:`Envelope.tags`."""
+        gen = self.gen
+        return gen[1] if type(gen) is tuple else ()
+
+    def gc_at(self) -> float | None:
+        """When a store may drop this entry: the later of ``expires_at`` and ``stale_until``."""
+        if self.stale_until is not None:
+            return self.stale_until
+        return self.expires_at
+
+    def envelope(self, codec: int) -> Envelope[Any]:
+        """The :class:`Envelope` view of this entry (for inspection; ``version`` is not kept in L1: 0)."""
+        return Envelope(
+            self.value,
+            codec,
+            self.created_at,
+            self.expires_at,
+            self.stale_until,
+            self.delta,
+            0,
+            self.gens,
+            self.tags,
+            self.size,
+        )
 
 
 _encoder = msgspec.msgpack.Encoder()

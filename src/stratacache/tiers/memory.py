@@ -4,7 +4,9 @@ Reads are lock-free: one dict lookup plus the policy's access record. Writes, de
 lock. Expired entries are reclaimed in order of expiry, a few per write (amortized O(log n) at worst, never a
 full scan), and lazily when a read finds one.
 
-Memory: an entry costs the policy's slot (a dict or ``OrderedDict`` entry) and an expiry record. While expiry
+Memory: an entry costs its :class:`~stratacache.core.envelope.L1Entry` (72 bytes and the ``expires_at`` float),
+its key (none of its own for a plain ``str`` key: the engine stores the caller's object, without the namespace
+prefix), the policy's slot (a dict or ``OrderedDict`` entry) and an expiry record. While expiry
 times never decrease in write order (one TTL for every entry, the usual case), a record is two references in
 parallel deques of keys and times (about 16 bytes, the time being the envelope's own float); an entry that
 expires before one written earlier goes to a min-heap of ``(time, key)`` tuples instead (about 64 bytes).
@@ -15,7 +17,7 @@ from __future__ import annotations
 import heapq
 import threading
 from collections import deque
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 from stratacache.errors import ValueTooLargeError
 from stratacache.metrics.stats import TierCounters
@@ -24,7 +26,7 @@ from stratacache.tiers.policy import make_policy
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterable, Sequence
 
-    from stratacache.core.envelope import Envelope
+    from stratacache.core.envelope import L1Entry
 
 __all__ = ["MemoryStore"]
 
@@ -60,15 +62,15 @@ class MemoryStore:
 
     # --- reads (lock-free) ---
 
-    def get(self, key: str) -> Envelope[Any] | None:
+    def get(self, key: str) -> L1Entry | None:
         """Return the stored envelope (fresh or not: the engine judges) and record the access."""
         return self._policy.get(key)
 
-    def peek(self, key: str) -> Envelope[Any] | None:
+    def peek(self, key: str) -> L1Entry | None:
         """Return the stored envelope without recording an access (inspection, not a lookup)."""
         return self._policy.peek(key)
 
-    def hit_path(self) -> tuple[Callable[[str], Envelope[Any] | None], Callable[[str], object]]:
+    def hit_path(self) -> tuple[Callable[[str], L1Entry | None], Callable[[str], object]]:
         """``(peek, touch)``: :meth:`get` split in two lock-free C calls, for the engine's inlined hit path.
 
         ``peek(key)`` returns the envelope without recording an access; ``touch(key)`` records the access that
@@ -86,7 +88,7 @@ class MemoryStore:
                 f"value weighs {weight} bytes, more than the memory tier's max_bytes={self.max_bytes}"
             )
 
-    def set(self, key: str, env: Envelope[Any], now: float) -> None:
+    def set(self, key: str, env: L1Entry, now: float) -> None:
         """Insert or replace one entry, then evict to the bounds and reclaim a few expired entries."""
         with self._lock:
             self._put(key, env)
@@ -95,7 +97,7 @@ class MemoryStore:
 
     def set_many(
         self,
-        items: Sequence[tuple[str, Envelope[Any]]],
+        items: Sequence[tuple[str, L1Entry]],
         now: float,
         guard: Callable[[str], bool] | None = None,
     ) -> int:
@@ -122,7 +124,7 @@ class MemoryStore:
         with self._lock:
             return self._remove(key)
 
-    def delete_if(self, key: str, env: Envelope[Any]) -> None:
+    def delete_if(self, key: str, env: L1Entry) -> None:
         """Remove ``key`` only if it still holds ``env`` (dropping a dead entry a reader found)."""
         with self._lock:
             if self._policy.peek(key) is env:
@@ -157,7 +159,7 @@ class MemoryStore:
 
     # --- internals (lock held) ---
 
-    def _put(self, key: str, env: Envelope[Any]) -> None:
+    def _put(self, key: str, env: L1Entry) -> None:
         old = self._policy.put(key, env)
         if old is not None:
             self._bytes -= old.size

@@ -8,38 +8,39 @@ so a new policy (W-TinyLFU) only has to implement this protocol.
 from __future__ import annotations
 
 from collections import OrderedDict
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 from stratacache.tiers.tinylfu import TinyLFUPolicy
 
 if TYPE_CHECKING:
     from collections.abc import Callable, Iterator
 
-    from stratacache.core.envelope import Envelope
+__all__ = ["Entry", "EvictionPolicy", "LRUPolicy", "make_policy"]
 
-__all__ = ["EvictionPolicy", "LRUPolicy", "make_policy"]
+Entry: TypeAlias = Any
+"""What a policy holds per key: opaque to it (``MemoryStore`` stores ``L1Entry`` objects, ``simulate`` dummies)."""
 
 
 class EvictionPolicy(Protocol):
     """Container plus eviction order. ``get`` may be called without the store's lock; the rest hold it."""
 
-    def get(self, key: str) -> Envelope[Any] | None:
+    def get(self, key: str) -> Entry | None:
         """Return the entry and record the access (lock-free)."""
         ...
 
-    def peek(self, key: str) -> Envelope[Any] | None:
+    def peek(self, key: str) -> Entry | None:
         """Return the entry without recording an access."""
         ...
 
-    def put(self, key: str, env: Envelope[Any]) -> Envelope[Any] | None:
+    def put(self, key: str, env: Entry) -> Entry | None:
         """Insert or replace; return the replaced entry."""
         ...
 
-    def pop(self, key: str) -> Envelope[Any] | None:
+    def pop(self, key: str) -> Entry | None:
         """Remove and return the entry."""
         ...
 
-    def evict(self) -> tuple[str, Envelope[Any]] | None:
+    def evict(self) -> tuple[str, Entry] | None:
         """Remove and return the next victim in one atomic step, or ``None`` when empty."""
         ...
 
@@ -51,7 +52,7 @@ class EvictionPolicy(Protocol):
         """Iterate over a snapshot of the keys."""
         ...
 
-    def hit_path(self) -> tuple[Callable[[str], Envelope[Any] | None], Callable[[str], object]]:
+    def hit_path(self) -> tuple[Callable[[str], Entry | None], Callable[[str], object]]:
         """``(peek, touch)``: :meth:`get` in two steps, for the engine's inlined hit path.
 
         ``peek(key)`` is :meth:`peek`; ``touch(key)`` records the access :meth:`get` would have recorded (it may
@@ -69,9 +70,9 @@ class LRUPolicy:
     __slots__ = ("_data",)
 
     def __init__(self) -> None:
-        self._data: OrderedDict[str, Envelope[Any]] = OrderedDict()
+        self._data: OrderedDict[str, Entry] = OrderedDict()
 
-    def get(self, key: str) -> Envelope[Any] | None:
+    def get(self, key: str) -> Entry | None:
         """Return the entry and move it to the most-recent end."""
         env = self._data.get(key)
         if env is not None:
@@ -81,26 +82,26 @@ class LRUPolicy:
                 return None
         return env
 
-    def peek(self, key: str) -> Envelope[Any] | None:
+    def peek(self, key: str) -> Entry | None:
         """Return the entry without touching the order."""
         return self._data.get(key)
 
-    def hit_path(self) -> tuple[Callable[[str], Envelope[Any] | None], Callable[[str], object]]:
+    def hit_path(self) -> tuple[Callable[[str], Entry | None], Callable[[str], object]]:
         """``(dict.get, OrderedDict.move_to_end)``: :meth:`get` in two C calls (see :class:`EvictionPolicy`)."""
         return self._data.get, self._data.move_to_end
 
-    def put(self, key: str, env: Envelope[Any]) -> Envelope[Any] | None:
+    def put(self, key: str, env: Entry) -> Entry | None:
         """Insert or replace at the most-recent end."""
         old = self._data.get(key)
         self._data[key] = env
         self._data.move_to_end(key)
         return old
 
-    def pop(self, key: str) -> Envelope[Any] | None:
+    def pop(self, key: str) -> Entry | None:
         """Remove and return."""
         return self._data.pop(key, None)
 
-    def evict(self) -> tuple[str, Envelope[Any]] | None:
+    def evict(self) -> tuple[str, Entry] | None:
         """Pop the least recently used entry (``popitem`` is one C call: safe beside lock-free readers)."""
         try:
             return self._data.popitem(last=False)
