@@ -78,6 +78,8 @@ def test_redis_tier_exports_breaker_and_backplane(redis_url: str) -> None:
     assert got["stratacache_breaker_state", (("namespace", "r"), ("tier", "redis"))] == 0
     assert got["stratacache_backplane_up", (("namespace", "r"), ("tier", "redis"))] == 1
     assert got["stratacache_sets_total", (("namespace", "r"), ("tier", "redis"))] == 1
+    # max_value_bytes limits one value; it is not the tier's byte bound (bytes/max_bytes would mean nothing)
+    assert ("stratacache_max_bytes", (("namespace", "r"), ("tier", "redis"))) not in got
 
 
 def test_a_closed_cache_does_not_break_the_scrape() -> None:

@@ -676,7 +676,9 @@ class AsyncEngine:
                 store.counters.errors += 1
                 entries, nbytes = 0, 0
             snap = store.counters.snapshot(store.name, entries, nbytes)
-            extra: dict[str, Any] = {"max_bytes": store.max_bytes}
+            # the tier's byte bound: for most tiers their max_bytes; a tier whose max_bytes only limits one value
+            # (Redis: max_value_bytes; the server's maxmemory is not ours to report) says so with `bound_bytes`
+            extra: dict[str, Any] = {"max_bytes": getattr(store, "bound_bytes", store.max_bytes)}
             breaker = getattr(store, "breaker", None)
             if breaker is not None:
                 extra.update(breaker=breaker.state, breaker_opened=breaker.opened)

@@ -225,7 +225,8 @@ class AsyncRedisStore:
 
     def __init__(self, spec: RedisTier, *, now: Callable[[], float], monotonic: Callable[[], float]) -> None:
         self.spec = spec
-        self.max_bytes: int | None = int(spec.max_value_bytes)
+        self.max_bytes: int | None = int(spec.max_value_bytes)  # the largest value: what the engine checks a set by
+        self.bound_bytes: int | None = None  # the tier's byte bound in stats(): the server's maxmemory, not ours
         self.outage_ttl: float | None = spec.outage_l1_ttl
         self.lease_ttl = spec.lease_ttl
         self.strict_reads = spec.strict_reads
