@@ -204,6 +204,7 @@ class SQLiteStore:
         self._poll_lock = threading.Lock()
         self._write_lock = threading.Lock()
         self._writes = 0
+        self._logged = 0  # log rows written by the current write transaction (write lock held)
         self._gc_next = float("-inf")  # no expired row can exist before this time (see _maintain)
         self._closed = False
         self._connect()  # fail at build time on a bad path, not at the first read
@@ -320,20 +321,30 @@ class SQLiteStore:
         with self._write_lock:
             try:
                 conn.execute("BEGIN IMMEDIATE")
+                self._logged = 0
                 try:
-                    top = self._top(conn)
                     result = fn(conn)
                     self._maintain(conn)
-                    last = self._top(conn)
+                    # This transaction's log rows are the newest ones: numbered max + 1 each (no gaps).
+                    last = self._top(conn) if self._logged else 0
                     conn.execute("COMMIT")
                 except BaseException:
                     conn.execute("ROLLBACK")
                     raise
             except sqlite3.Error as exc:
                 raise TierError(f"SQLite write failed: {exc}") from exc
-        if last != top:
-            self._skip_own(top, last)
+            logged = self._logged
+        if logged:
+            self._skip_own(last - logged, last)
         return result
+
+    def _log(self, conn: sqlite3.Connection, rows: list[tuple[str, int, str]]) -> None:
+        """Append ``(origin, kind, name)`` rows to ``sc_log`` (inside :meth:`_write`, which counts them)."""
+        if len(rows) == 1:
+            conn.execute(_LOG, rows[0])
+        elif rows:
+            conn.executemany(_LOG, rows)
+        self._logged += len(rows)
 
     @staticmethod
     def _top(conn: sqlite3.Connection) -> int:
@@ -444,10 +455,7 @@ class SQLiteStore:
 
         def txn(conn: sqlite3.Connection) -> int:
             self._upsert(conn, rows, now)
-            if len(rows) == 1:
-                conn.execute(_LOG, (origin, _KIND_KEY, rows[0][0]))
-            else:
-                conn.executemany(_LOG, [(origin, _KIND_KEY, r[0]) for r in rows])
+            self._log(conn, [(origin, _KIND_KEY, r[0]) for r in rows])
             return len(rows)
 
         self._write(txn)
@@ -479,7 +487,7 @@ class SQLiteStore:
             n = 0
             for key in keys:
                 n += conn.execute("DELETE FROM sc_entries WHERE key = ?", (key,)).rowcount
-            conn.executemany(_LOG, [(origin, _KIND_KEY, k) for k in keys])
+            self._log(conn, [(origin, _KIND_KEY, k) for k in keys])
             return n
 
         return self._write(txn)
@@ -509,7 +517,7 @@ class SQLiteStore:
                     (name,),
                 ).fetchone()
                 out.append(int(row[0]))
-            conn.executemany(_LOG, [(origin, _KIND_GEN, n) for n in names])
+            self._log(conn, [(origin, _KIND_GEN, n) for n in names])
             return len(names)
 
         self._write(txn)
@@ -694,7 +702,7 @@ class SQLiteStore:
                     blob = encode_envelope(env)
                     rows.append((key, blob, env.gc_at(), len(blob), now))
             self._upsert(conn, rows, now)
-            conn.executemany(_LOG, [(origin, _KIND_KEY, r[0]) for r in rows])
+            self._log(conn, [(origin, _KIND_KEY, r[0]) for r in rows])
             stored.extend(r[0] for r in rows)
             return len(rows)
 
