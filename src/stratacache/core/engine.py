@@ -280,7 +280,7 @@ class AsyncEngine:
                     if self._watch is not None:
                         self._watch(s, True)  # noqa: FBT003 - the watcher's signature
                     return self._codec.decode(env.value, self._prefix + s) if self._copy else env.value
-        value = await self._lookup(self._prefix + s)
+        value = await self._lookup(self._prefix + s, polled=True)
         return default if value is MISSING else value
 
     async def get_or_load(
@@ -979,21 +979,29 @@ class AsyncEngine:
         if self._l1 is not None:
             plen = self._plen
             self._l1.delete_many([k[plen:] for k in keys])
-        for store, journal in zip(self._lower, self._journals, strict=True):
+        for depth, store in enumerate(self._lower):
             store.counters.skipped += len(keys)
-            journal.add_keys(keys)
-        self._unsettle()
+            self._journal_keys(depth, keys)
         self._bump(keys)
 
     def _defer_bumps(self, names: list[str]) -> None:
         """An invalidation the shared tier could not record: journal it and flush this process's L1."""
         home = self._home
         assert home is not None
+        with self._journal_lock:
+            self._unsettled = True  # before the record: a reader that sees the record also sees the flag
         self._journals[self._lower.index(home)].add_gens(names)
         self._unsettle()
         # Every L1 entry may carry an invalidated tag: drop them all. The counters stay: entries cached from now
         # on were loaded after this invalidation, and live only outage_ttl.
         self._flush_l1(forget_gens=False)
+
+    def _journal_keys(self, depth: int, keys: list[str]) -> None:
+        """Journal deletes for the tier at ``depth`` (flag first: reads check journals only when it is set)."""
+        with self._journal_lock:
+            self._unsettled = True
+        self._journals[depth].add_keys(keys)
+        self._unsettle()
 
     def _unsettle(self) -> None:
         """A journal holds invalidations: replay them as soon as the tier is back, whether or not traffic comes.
@@ -1149,9 +1157,12 @@ class AsyncEngine:
             self._watch(s, True)  # noqa: FBT003 - the watcher's signature
         return self._codec.decode(env.value, self._prefix + s) if self._copy else env.value
 
-    async def _lookup(self, k: str, failed: Depths | None = None) -> Any:
-        """L1, then lower tiers; ``MISSING`` on a miss (``failed`` collects the depths of tiers that failed)."""
-        if self._pollers:
+    async def _lookup(self, k: str, failed: Depths | None = None, *, polled: bool = False) -> Any:
+        """L1, then lower tiers; ``MISSING`` on a miss (``failed`` collects the depths of tiers that failed).
+
+        ``polled``: the caller applied other processes' changes an instant ago (``get``): not again.
+        """
+        if self._pollers and not polled:
             self._poll()
         now = self._now()
         value = self._l1_lookup(k, now)
@@ -1168,11 +1179,14 @@ class AsyncEngine:
         above = self._l1 is not None
         mark = self._mark(k) if above or len(self._lower) > 1 else 0
         for depth, store in enumerate(self._lower):
-            if self._journals[depth]:
+            if self._unsettled and self._journals[depth]:  # the flag is set before any record (_journal_keys)
                 store.counters.skipped += 1  # it missed invalidations: not trusted until they are replayed
                 continue
             try:
-                (env,) = await self._get_from(store, (k,))
+                if self._tracer is None and (store is not self._home or not self._seq_home):
+                    (env,) = await store.get_many((k,))  # _get_from's plain case, without its two calls
+                else:
+                    (env,) = await self._get_from(store, (k,))
             except TierError:
                 store.counters.errors += 1
                 if failed is not None:
@@ -1242,16 +1256,20 @@ class AsyncEngine:
         """
         exp = env.expires_at
         if env.codec != self._codec_tag or (
-            store in self._recovering and now < store.distrust_until and env.created_at < store.distrust_before  # type: ignore[attr-defined]
+            self._recovering
+            and store in self._recovering
+            and now < store.distrust_until  # type: ignore[attr-defined]
+            and env.created_at < store.distrust_before  # type: ignore[attr-defined]
         ):
             return MISSING  # another codec/schema wrote it, or written before an outage the tier just came back from
         if exp is not None and now >= exp and (not stale_ok or env.stale_until is None or now >= env.stale_until):
             return MISSING  # expired (and not kept to be served stale): a plain miss
-        if len(env.gens) != len(env.tags) + 1:
+        gens = env.gens
+        if len(gens) != len(env.tags) + 1:
             store.counters.errors += 1
             return MISSING
-        if not await self._is_current(env):
-            return MISSING
+        if not (len(gens) == 1 and gens[0] == self._gens.ns) and not await self._is_current(env):
+            return MISSING  # (an entry without tags whose namespace generation is the known one: current)
         try:
             return self._codec.decode(env.value, k)
         except DecodeError:
@@ -1578,8 +1596,7 @@ class AsyncEngine:
                 store.counters.sets += len(items)
             except _OUTAGE:  # dropped, and the tier's old copies are deleted when it is back
                 store.counters.errors += 1
-                self._journals[depth].add_keys(keys)
-                self._unsettle()
+                self._journal_keys(depth, keys)
                 degraded = True
             except TierError as exc:
                 store.counters.errors += 1
@@ -1618,8 +1635,7 @@ class AsyncEngine:
                 store.counters.deletes += len(keys)
             except _OUTAGE:  # never lost: replayed when the tier is back, which is not read until then
                 store.counters.errors += 1
-                self._journals[depth].add_keys(keys)
-                self._unsettle()
+                self._journal_keys(depth, keys)
             except TierError as exc:
                 store.counters.errors += 1
                 failed.append(exc)
