@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Any
 import pytest
 
 from stratacache.core.envelope import Envelope
+from stratacache.core.sketch import FrequencySketch
 from stratacache.tiers.memory import MemoryStore
 from stratacache.tiers.policy import LRUPolicy, make_policy
 from stratacache.tiers.tinylfu import TinyLFUPolicy
@@ -261,6 +262,73 @@ def test_ties_among_warm_keys_are_broken_at_random() -> None:
     assert 5 < admitted < 200  # about 1 in 128
 
 
+def _admission_round(seed: int, cand_hits: int, victim_hits: int) -> bool:
+    """Whether the candidate (seen ``cand_hits`` times) displaces probation's oldest (``victim_hits``)."""
+    cap = 10
+    p = tlfu(cap, seed=seed, adaptive=False)
+    p._sketch = FrequencySketch(4096, seed=seed)  # roomy: no collision among these few keys
+    for i in range(cap):
+        bounded_put(p, f"r{i}", cap)  # r0 is probation's oldest: the victim
+    for _ in range(victim_hits - 1):  # + the sighting of its put
+        p._sketch.increment(stable("r0"))
+    for _ in range(cand_hits - 1):
+        p._sketch.increment(stable("cand"))
+    bounded_put(p, "cand", cap)  # + 1 sighting; the window holds 1 entry: the previous newest (r9) is pushed out
+    victims = bounded_put(p, "next", cap)  # now "cand" leaves the window and is the candidate
+    assert len(victims) == 1
+    assert p.frequency("cand") == cand_hits
+    assert p.frequency("r0") == victim_hits
+    return victims == ["r0"]
+
+
+@pytest.mark.parametrize(("cand", "victim", "admitted"), [(3, 2, True), (2, 2, False), (5, 5, False), (1, 4, False)])
+def test_admission_more_frequent_wins_ties_and_cold_candidates_lose(cand: int, victim: int, admitted: bool) -> None:
+    # Caffeine's admit(): candidateFreq > victimFreq admits; otherwise a candidate below 6 is always rejected
+    assert all(_admission_round(seed, cand, victim) is admitted for seed in range(20))
+
+
+def test_admission_warm_tie_is_a_seeded_one_in_128_draw() -> None:
+    # a candidate at 6 or more that does not beat the victim wins 1 draw in 128 (hash-flooding defence), and the
+    # draw is reproducible for a seed
+    outcomes = [_admission_round(seed, 8, 8) for seed in range(1024)]
+    assert 1 <= sum(outcomes) <= 24  # 8 expected
+    assert outcomes == [_admission_round(seed, 8, 8) for seed in range(1024)]
+
+
+def test_growing_the_window_moves_main_entries_to_its_least_recent_end() -> None:
+    cap = 20
+    p = tlfu(cap, adaptive=False)
+    for i in range(cap):
+        bounded_put(p, f"k{i}", cap)
+    p.get("k3")  # k3: probation -> protected
+    p._drain()
+    assert p.segment_of("k5") == "probation"
+    p._resize(0.5)  # 10 entries: the window had 1, takes 9 from probation's least recent end
+    assert list(p._window) == [f"k{i}" for i in (0, 1, 2, 4, 5, 6, 7, 8, 9, 19)]
+    p._resize(1.0)
+    assert not p._probation
+    assert not p._protected
+    assert p._window_max == cap
+
+
+def test_a_full_window_evicts_exactly_like_lru() -> None:
+    # at 100% the policy *is* an LRU (the hot spot's best case): same victims, in the same order
+    cap = 30
+    rng = random.Random(5)
+    trace = [f"k{rng.randrange(80)}" for _ in range(3000)]
+    p = tlfu(cap, adaptive=False)
+    replay(p, trace[:500], cap)  # warm, with a 1% window: the main space holds entries by frequency
+    p._resize(1.0)
+    lru = LRUPolicy()
+    for key in p._window:  # the same keys, in the same recency order
+        lru.put(key, ENV)
+    for key in trace[500:]:
+        got = p.get(key) is not None
+        assert got == (lru.get(key) is not None)
+        if not got:
+            assert bounded_put(p, key, cap) == bounded_put(lru, key, cap)
+
+
 # --- bounds ---
 
 
@@ -394,6 +462,16 @@ def test_hit_ratio_on_a_moving_hot_spot_is_close_to_lru(hot: int, speed: float) 
     fixed = replay(tlfu(adaptive=False), trace, 100)
     assert tiny >= lru - 0.005, f"W-TinyLFU {tiny:.4f} < LRU {lru:.4f} - 0.5 point"
     assert fixed < lru - 0.005  # the trace is one where a fixed 1% window loses to LRU
+
+
+def test_a_probe_that_lru_punishes_within_its_period_backs_off() -> None:
+    # On a hot spot the window sits at 100% and now and then probes a step down; LRU's lead is usually noticed
+    # within the period (the sequential check), which must count as a punished probe: the next one waits twice as
+    # long, so probing costs O(log n) periods, not one in three.
+    p = tlfu(100)
+    replay(p, moving_hot_spot(200_000, 60, 0.05, seed=7), 100)
+    assert p.window_share > 0.9
+    assert p._probe_after >= 8
 
 
 @pytest.mark.parametrize(("seed", "cap"), [(31, 50), (32, 500)])
