@@ -228,25 +228,12 @@ def test_open_builds_a_working_memory_cache() -> None:
         assert [t.name for t in cache.stats().tiers] == ["memory"]
 
 
-def test_tinylfu_warns_and_points_at_the_caller() -> None:
-    with pytest.warns(UserWarning, match="tinylfu") as record:
-        cache = sc.Cache(sc.MemoryTier(max_entries=10, policy="tinylfu"), clock=FakeClock())
-    try:
-        assert len(record) == 1
-        assert record[0].filename == __file__
-        cache.set("k", 1)
-        assert cache.get("k") == 1
-    finally:
-        cache.close()
-
-
-def test_tinylfu_warns_from_a_url_too() -> None:
-    with pytest.warns(UserWarning, match="tinylfu"):
-        sc.open("memory://?max_entries=10&policy=tinylfu").close()
-
-
-def test_lru_does_not_warn() -> None:
-    sc.Cache(sc.MemoryTier(max_entries=10, policy="lru")).close()  # filterwarnings=error would fail here
+def test_tinylfu_is_the_default_policy_and_lru_a_choice() -> None:
+    assert sc.MemoryTier().policy == "tinylfu"
+    for policy in ("tinylfu", "lru"):  # filterwarnings=error: neither warns
+        with sc.open(f"memory://?max_entries=10&policy={policy}") as cache:
+            cache.set("k", 1)
+            assert cache.get("k") == 1
 
 
 # ------------------------------------------------------------------ SQLiteTier

@@ -194,7 +194,7 @@ def test_load_time_is_measured_on_the_injected_clock(cache: sc.Cache, clock: Fak
 
 
 def test_evictions_are_counted(clock: FakeClock) -> None:
-    with sc.Cache(sc.MemoryTier(max_entries=2), clock=clock) as cache:
+    with sc.Cache(sc.MemoryTier(max_entries=2, policy="lru"), clock=clock) as cache:
         for k in "abcd":
             cache.set(k, k)
         mem = cache.stats()["memory"]

@@ -10,7 +10,6 @@ import math
 import sys
 import threading
 import time
-import warnings
 from typing import TYPE_CHECKING
 
 import pytest
@@ -132,13 +131,6 @@ def test_learn_names_growth_is_bounded() -> None:
 
 
 # 6. the tinylfu warning points into stratacache when the tier comes from open()
-def test_tinylfu_warning_from_open_points_at_the_caller() -> None:
-    with warnings.catch_warnings(record=True) as record:
-        warnings.simplefilter("always")
-        sc.open("memory://?max_entries=10&policy=tinylfu").close()
-    assert record[0].filename == __file__
-
-
 # 7. the signature of a bound cached method still shows self
 def test_bound_cached_method_signature_drops_self() -> None:
     cache = sc.Cache(sc.MemoryTier(max_entries=10))

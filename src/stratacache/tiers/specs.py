@@ -7,8 +7,6 @@ Specs are checked when constructed, so a bad size, policy or path fails at the c
 from __future__ import annotations
 
 import os
-import sys
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, ClassVar
@@ -62,8 +60,8 @@ class MemoryTier:
     Args:
         max_entries: bound on the number of entries (``None``: no count bound).
         max_bytes: bound on the summed weights, an ``int`` or a string such as ``"256MiB"`` (``None``: none).
-        policy: ``"lru"`` (default) or ``"tinylfu"`` (adaptive W-TinyLFU; experimental in this release, with a
-            warning).
+        policy: ``"tinylfu"`` (default: adaptive W-TinyLFU, frequency-aware admission with a window that grows
+            toward LRU on recency-heavy traffic) or ``"lru"``. See docs/benchmarks.md, "Hit ratios".
         copy_on_read: keep encoded bytes and decode a private copy on every hit, so callers may mutate results.
         weigher: ``weigher(key, value) -> int`` weight of an entry; defaults to its encoded size in bytes.
         ttl_cap: longest time an L1 copy may live when a shared tier sits below it (``None``: no cap).
@@ -76,7 +74,7 @@ class MemoryTier:
 
     max_entries: int | None = 100_000
     max_bytes: int | str | None = "256MiB"
-    policy: str = "lru"
+    policy: str = "tinylfu"
     copy_on_read: bool = False
     weigher: Callable[[str, Any], int] | None = field(default=None, compare=False)
     ttl_cap: float | None = None
@@ -90,13 +88,6 @@ class MemoryTier:
             raise ConfigError("MemoryTier needs max_entries or max_bytes: an unbounded cache only grows")
         if self.policy not in _POLICIES:
             raise ConfigError(f"unknown policy {self.policy!r}: use one of {', '.join(_POLICIES)}")
-        if self.policy == "tinylfu":
-            warnings.warn(
-                "policy='tinylfu' (adaptive W-TinyLFU) is experimental in this release: 'lru' stays the default "
-                "until the L1 benchmarks decide",
-                UserWarning,
-                stacklevel=_caller_stacklevel(),
-            )
         if self.weigher is not None and not callable(self.weigher):
             raise ConfigError("weigher must be a callable (key, value) -> int")
         if self.ttl_cap is not None:
@@ -220,17 +211,6 @@ class SQLiteTier(TierSpec):
         assert isinstance(self.path, Path)
         assert self.max_bytes is None or isinstance(self.max_bytes, int)
         return SQLiteStore(self.path, max_bytes=self.max_bytes, busy_timeout=float(self.busy_timeout), now=now)
-
-
-def _caller_stacklevel() -> int:
-    """The ``stacklevel`` that points a warning at the first frame outside the stratacache package."""
-    package_dir = str(Path(__file__).resolve().parent.parent)
-    level = 1
-    frame = sys._getframe(1)  # the documented way to walk the caller's stack cheaply
-    while frame is not None and frame.f_code.co_filename.startswith((package_dir, "<string>")):  # dataclass __init__
-        frame = frame.f_back  # type: ignore[assignment]
-        level += 1
-    return level
 
 
 def _check_params(url: TierURL, allowed: set[str]) -> None:
