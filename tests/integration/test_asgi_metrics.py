@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 import pytest
 from prometheus_client import CollectorRegistry
-from prometheus_client.parser import text_string_to_metric_families
+from tests.support.exposition import samples
 
 import stratacache as sc
 from stratacache.metrics.asgi import metrics_app
@@ -57,14 +57,6 @@ def _call(
     return Reply(sent)
 
 
-def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[s.name, tuple(sorted(s.labels.items()))] = s.value
-    return out
-
-
 @pytest.fixture
 def registry(tmp_path: Path) -> Iterator[CollectorRegistry]:
     registry = CollectorRegistry()
@@ -80,7 +72,7 @@ def test_get_metrics_serves_the_exposition(registry: CollectorRegistry) -> None:
     reply = _call(metrics_app(registry), "/metrics")
     assert reply.status == 200
     assert reply.headers["content-type"].startswith("text/plain")
-    got = _samples(reply.body.decode())
+    got = samples(reply.body.decode())
     assert got["stratacache_requests_total", (("namespace", "web"), ("result", "hit"), ("tier", "memory"))] == 1
     assert got["stratacache_requests_total", (("namespace", "web"), ("result", "miss"), ("tier", "sqlite"))] == 1
     assert got["stratacache_entries", (("namespace", "web"), ("tier", "memory"))] == 1

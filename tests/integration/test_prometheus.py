@@ -7,7 +7,7 @@ import urllib.request
 from typing import TYPE_CHECKING
 
 from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.parser import text_string_to_metric_families
+from tests.support.exposition import samples
 
 import stratacache as sc
 from stratacache.metrics.prometheus import CacheCollector, register, start_http_server
@@ -15,14 +15,6 @@ from stratacache.testing import FakeClock
 
 if TYPE_CHECKING:
     from pathlib import Path
-
-
-def _samples(text: str) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
-    out = {}
-    for family in text_string_to_metric_families(text):
-        for s in family.samples:
-            out[s.name, tuple(sorted(s.labels.items()))] = s.value
-    return out
 
 
 def _free_port() -> int:
@@ -57,7 +49,7 @@ def test_scrape_over_http_reports_every_tier_and_the_engine(tmp_path: Path) -> N
             httpd = server[0] if isinstance(server, tuple) else server
             httpd.shutdown()
             httpd.server_close()
-    got = _samples(text)
+    got = samples(text)
     assert got["stratacache_requests_total", (("namespace", "app"), ("result", "hit"), ("tier", "memory"))] == 1
     assert got["stratacache_requests_total", (("namespace", "app"), ("result", "miss"), ("tier", "sqlite"))] >= 1
     assert got["stratacache_loads_total", (("namespace", "app"),)] == 1
@@ -74,7 +66,7 @@ def test_redis_tier_exports_breaker_and_backplane(redis_url: str) -> None:
     with sc.Cache(sc.RedisTier(redis_url, prefix="prom:", timeout=2.0), namespace="r") as c:
         registry.register(CacheCollector(c))
         c.set("k", 1)
-        got = _samples(generate_latest(registry).decode())
+        got = samples(generate_latest(registry).decode())
     assert got["stratacache_breaker_state", (("namespace", "r"), ("tier", "redis"))] == 0
     assert got["stratacache_backplane_up", (("namespace", "r"), ("tier", "redis"))] == 1
     assert got["stratacache_sets_total", (("namespace", "r"), ("tier", "redis"))] == 1
@@ -103,7 +95,7 @@ def test_evictions_by_cause_and_tenant_requests_are_exported() -> None:
             c.set(f"t1{i}", i, ttl=100)
         c.get("t1a")
         c.get("t2a")
-        got = _samples(generate_latest(registry).decode())
+        got = samples(generate_latest(registry).decode())
     ns = ("namespace", "ev")
     assert got["stratacache_evictions_total", (("cause", "expired"), ns, ("tier", "memory"))] == 1
     assert got["stratacache_evictions_total", (("cause", "capacity"), ns, ("tier", "memory"))] == 3
@@ -124,7 +116,7 @@ def test_invalidation_lag_from_another_process_is_a_histogram(redis_url: str) ->
         while sum(reader.stats().lag_histogram) < 21 and time.monotonic() < deadline:
             reader.get("k0")  # every operation applies what the backplane delivered
             time.sleep(0.01)
-        got = _samples(generate_latest(registry).decode())
+        got = samples(generate_latest(registry).decode())
     labels = (("namespace", "lag"), ("source", "backplane"))
     assert got["stratacache_invalidation_lag_seconds_count", labels] == 21
     assert got["stratacache_invalidation_lag_seconds_bucket", (("le", "+Inf"), *labels)] == 21

@@ -122,37 +122,7 @@ class FrequencySketch:
 
     def increment(self, key_hash: int) -> None:
         """Record one sighting of ``key_hash`` in its 4 counters (those at 15 stay; none moved: not a sample)."""
-        h = ((key_hash ^ self._seed) * _MUL) & _M64
-        t = self._table
-        i = (h >> self._shift) << 5
-        added = False
-        a, sa, ia, b, sb, ib = _PAIRS[(h >> 24) & 255]
-        a += i
-        v = t[a]
-        if ~v >> sa & 15:  # the complement's nibble is 0 only at 15
-            t[a] = v + ia
-            added = True
-        b += i
-        v = t[b]
-        if ~v >> sb & 15:
-            t[b] = v + ib
-            added = True
-        i += 16
-        a, sa, ia, b, sb, ib = _PAIRS[(h >> 32) & 255]
-        a += i
-        v = t[a]
-        if ~v >> sa & 15:
-            t[a] = v + ia
-            added = True
-        b += i
-        v = t[b]
-        if ~v >> sb & 15:
-            t[b] = v + ib
-            added = True
-        if added:
-            self.samples += 1
-            if self.samples >= self.sample_size:
-                self.halve()
+        self.increment_all((key_hash,))
 
     def increment_all(self, key_hashes: Iterable[int]) -> None:
         """Record one sighting of each hash, in order (one call for a drained batch of reads)."""
