@@ -571,7 +571,6 @@ class _Worker:
         self.wrong_rows = 0
         self.latencies: list[list[int]] = []
         self.buckets: list[list[int]] = []  # [requests, db queries, errors] per bucket, summed over the readers
-        self.window_requests = [0, 0, 0]
         self.events: list[tuple[float, str, str]] = []
 
     def run(self) -> None:
