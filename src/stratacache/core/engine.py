@@ -1215,13 +1215,15 @@ class AsyncEngine:
         but inside its stale window and not invalidated), which the policy path may serve on purpose.
         """
         found: dict[str, Any] = {}
-        epochs = {k: self._mark(k) for k in keys}
+        # marks taken before the reads, for the backfills of the tiers above; none without a tier above to fill
+        above = self._l1 is not None or len(self._lower) > 1
+        epochs = {k: self._mark(k) for k in keys} if above else {}
         todo = keys
         await self._settle_quietly()
         for depth, store in enumerate(self._lower):
             if not todo:
                 break
-            if self._journals[depth]:
+            if self._unsettled and self._journals[depth]:  # the flag is set before any record (_journal_keys)
                 store.counters.skipped += 1  # it missed invalidations: not trusted until they are replayed
                 continue
             try:
