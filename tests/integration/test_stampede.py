@@ -137,7 +137,10 @@ def _check_one_load(spec: tuple[str, str]) -> None:
 def _check_hot_keys(spec: tuple[str, str]) -> None:
     calls, results = _run(_hot_keys_worker, spec)
     assert [total for total, _ in results] == [300] * PROCESSES
+    # Without the lease every process would load every key: 400 calls. A claim that fails under load (SQLite busy
+    # on a saturated 2-core runner: 108 seen once in six runs) loads without the lease, by design, so the bound
+    # leaves room for a few of those while still proving the stampede is held to about one load per key.
     first = results[0][1]
-    assert 100 <= first <= 105, f"{first} loader calls to fill 100 keys from 4 processes"
+    assert 100 <= first <= 115, f"{first} loader calls to fill 100 keys from 4 processes"
     refill = calls - first
-    assert 100 <= refill <= 105, f"{refill} loader calls for 100 hot keys expiring together in 4 processes"
+    assert 100 <= refill <= 115, f"{refill} loader calls for 100 hot keys expiring together in 4 processes"
