@@ -157,6 +157,20 @@ class _Memoized:
         digest = kb._prefix
         self._stored = functools.lru_cache(maxsize=4096, typed=True)(lambda *a: encode_key(digest + digest_args(a)))
 
+    def _quick_key(self, cache: Any, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str | None:
+        """The stored key of a call of the common shape (positional scalars only), memoized; ``None`` otherwise."""
+        if not self._quick or kwargs:
+            return None
+        kargs = args[1:] if self._skip else args
+        if len(kargs) != self._n:
+            return None
+        for a in kargs:
+            if type(a) not in _MEMO_TYPES:
+                return None
+        if cache._closed:
+            cache._check_open()
+        return self._stored(*kargs)
+
     def key(self, *args: Any, **kwargs: Any) -> str:
         """The cache key these arguments map to (without ``self`` for methods), stable across processes."""
         if self._keyfn is not None:
@@ -204,24 +218,15 @@ class CachedFunction(_Memoized, Generic[P, R]):
         stored key and the engine's L1 hit path, and allocates no loader unless it misses.
         """
         cache = self._cache
-        if self._quick and not kwargs:
-            kargs = args[1:] if self._skip else args
-            scalars = len(kargs) == self._n
-            for a in kargs:
-                if type(a) not in _MEMO_TYPES:
-                    scalars = False
-                    break
-            if scalars:
-                if cache._closed:
-                    cache._check_open()
-                k = self._stored(*kargs)
-                pol = self._policy
-                if (cache._policy if pol is None else pol) is PLAIN:
-                    value = cache._hit(k)
-                    if value is not MISSING:
-                        return value  # type: ignore[no-any-return]
-                fn = self._fn
-                return cache._get_or_load(k, lambda: fn(*args, **kwargs), self._ttl, (), pol)
+        k = self._quick_key(cache, args, kwargs)
+        if k is not None:
+            pol = self._policy
+            if (cache._policy if pol is None else pol) is PLAIN:
+                value = cache._hit(k)
+                if value is not MISSING:
+                    return value  # type: ignore[no-any-return]
+            fn = self._fn
+            return cache._get_or_load(k, lambda: fn(*args, **kwargs), self._ttl, (), pol)
         k, tags = self._call_key(args, kwargs)
         fn = self._fn
         return cache._get_or_load(cache._short(k), lambda: fn(*args, **kwargs), self._ttl, tags, self._policy)
@@ -286,24 +291,15 @@ class AsyncCachedFunction(_Memoized, Generic[P, R]):
         The hit path is :meth:`CachedFunction.__call__`'s, and awaits nothing.
         """
         cache = self._cache
-        if self._quick and not kwargs:
-            kargs = args[1:] if self._skip else args
-            scalars = len(kargs) == self._n
-            for a in kargs:
-                if type(a) not in _MEMO_TYPES:
-                    scalars = False
-                    break
-            if scalars:
-                if cache._closed:
-                    cache._check_open()
-                k = self._stored(*kargs)
-                pol = self._policy
-                if (cache._policy if pol is None else pol) is PLAIN:
-                    value = cache._hit(k)
-                    if value is not MISSING:
-                        return value  # type: ignore[no-any-return]
-                fn = self._fn
-                return await cache._get_or_load(k, lambda: fn(*args, **kwargs), self._ttl, (), pol)
+        k = self._quick_key(cache, args, kwargs)
+        if k is not None:
+            pol = self._policy
+            if (cache._policy if pol is None else pol) is PLAIN:
+                value = cache._hit(k)
+                if value is not MISSING:
+                    return value  # type: ignore[no-any-return]
+            fn = self._fn
+            return await cache._get_or_load(k, lambda: fn(*args, **kwargs), self._ttl, (), pol)
         k, tags = self._call_key(args, kwargs)
         fn = self._fn
         return await cache._get_or_load(cache._short(k), lambda: fn(*args, **kwargs), self._ttl, tags, self._policy)
