@@ -291,23 +291,18 @@ def test_the_commands_run_as_a_subprocess_with_env_configuration(db: str) -> Non
     with sc.Cache(db, namespace="env") as cache:
         cache.set("k", 1)
     env = {"STRATACACHE_URL": db, "STRATACACHE_NAMESPACE": "env", "PATH": "/usr/bin:/bin"}
-    proc = subprocess.run(
-        [sys.executable, "-m", "stratacache.cli", "inspect", "k", "--json"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert json.loads(proc.stdout)["tiers"][0]["present"] is True
-    proc = subprocess.run(
-        [sys.executable, "-m", "stratacache.cli", "invalidate", "--key", "k"],
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-        env=env,
-    )
-    assert proc.returncode == 0, proc.stderr
-    assert "1 of 1 key(s) deleted" in proc.stdout
+
+    def cli(*args: str) -> subprocess.CompletedProcess[str]:
+        proc = subprocess.run(
+            [sys.executable, "-m", "stratacache.cli", *args],
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+            env=env,
+        )
+        assert proc.returncode == 0, proc.stderr
+        return proc
+
+    assert json.loads(cli("inspect", "k", "--json").stdout)["tiers"][0]["present"] is True
+    assert "1 of 1 key(s) deleted" in cli("invalidate", "--key", "k").stdout
