@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import random
 import threading
+from collections import OrderedDict
 from typing import Any
 
 import pytest
@@ -370,3 +371,46 @@ def test_threads_reading_writing_and_deleting_within_the_bounds() -> None:
     assert errors == []
     live = [e for e in (s.get(f"k{i}") for i in range(128)) if e is not None]
     assert s.usage() == (len(live), 3 * len(live))
+
+
+def test_a_lookup_racing_a_segment_move_is_repeated_under_the_lock() -> None:
+    # W-TinyLFU keeps its entries in three segments and moves them under the store's lock, while readers look
+    # them up without it: a lookup between the two steps of a move finds the key in no segment. The store must
+    # then repeat it under the lock (so it sees the move completed), never report the key absent.
+    s = MemoryStore(max_entries=1000, max_bytes=None, policy="tinylfu")
+    pol: Any = s._policy
+    main = threading.current_thread()
+    real_lock = s._lock
+    reader_waits = threading.Event()
+    readers: list[threading.Thread] = []
+    found: list[Any] = []
+
+    class Gate:  # the store's lock, telling when the reader thread asks for it
+        def __enter__(self) -> bool:
+            if threading.current_thread() is not main:
+                reader_waits.set()
+            return real_lock.__enter__()
+
+        def __exit__(self, *exc: object) -> None:
+            real_lock.__exit__(*exc)
+
+    class Probation(OrderedDict):  # type: ignore[type-arg]
+        def __setitem__(self, key: str, value: Any) -> None:
+            if key == "a" and not readers:  # "a" left the window and is not in probation yet: a reader looks now
+                reader = threading.Thread(target=lambda: found.append(s.get("a")))
+                readers.append(reader)
+                reader.start()
+                reader_waits.wait(5)  # it missed without the lock and now waits for it (or it returned a miss)
+            super().__setitem__(key, value)
+
+    pol._probation = Probation()
+    s._lock = Gate()  # type: ignore[assignment]
+    s.set("a", env("A"), T0)
+    for i in range(pol._window_max):  # fill the window: the last write moves "a", its oldest, to probation
+        s.set(f"k{i}", env(i), T0)
+    assert len(readers) == 1
+    readers[0].join(5)
+    assert reader_waits.is_set()
+    assert len(found) == 1
+    assert found[0] is not None
+    assert found[0].value == "A"

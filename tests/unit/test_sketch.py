@@ -99,16 +99,28 @@ def test_seed_changes_the_hashing() -> None:
     assert collisions_a != collisions_b
 
 
-def test_growth_reallocates_only_past_a_power_of_two() -> None:
+def test_growth_keeps_every_estimate() -> None:
     s = FrequencySketch(100, seed=7)
-    for _ in range(5):
-        s.increment(11)
-    s.ensure_capacity(120)  # still 128 slots: history kept, period follows
-    assert s.frequency(11) == 5
+    keys = list(range(1, 400))  # more keys than the table holds: collisions inflate some estimates
+    for k in keys:
+        for _ in range(k % 9):
+            s.increment(k)
+    before = [s.frequency(k) for k in keys]
+    size = len(s._table)
+    s.ensure_capacity(120)  # still 128 slots: the same table, the period follows
+    assert len(s._table) == size
     assert s.sample_size == 1200
-    s.ensure_capacity(129)
-    assert s.frequency(11) == 0
-    assert s.capacity == 129
+    s.ensure_capacity(129)  # 256 slots, then 4096: every estimate survives each growth
+    assert len(s._table) == 2 * size
+    assert [s.frequency(k) for k in keys] == before
+    s.ensure_capacity(4000)
+    assert len(s._table) == 32 * size
+    assert [s.frequency(k) for k in keys] == before
+    assert s.capacity == 4000
+    assert s.sample_size == 40_000
+    # and it goes on counting
+    s.increment(1)
+    assert s.frequency(1) == before[0] + 1
 
 
 def test_clear() -> None:

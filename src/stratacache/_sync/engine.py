@@ -113,6 +113,10 @@ _NO_SPAN: Final = contextlib.nullcontext()
 _ESCAPED: Final = "(\\"  # a str key starting with one of these is escaped by encode_key (not the fast path)
 
 
+def _nothing(_key: str) -> None:
+    """The third L1 lookup of a hit path that has two."""
+
+
 def _watcher(log: AccessLog | None, tenants: Tenants | None) -> Callable[[str, bool], None] | None:
     """What every lookup reports its key (without the namespace prefix) to, when sampling or tenants are on.
 
@@ -234,14 +238,31 @@ class Engine:
         self._tracer: Tracer | None = None
         self._closed = False
         self._stopping = False
-        # The hit path (_hit), bound once: the L1's lock-free peek and access record, its counters, and the clock
+        # The hit path (_hit), bound once: the L1's lock-free peeks and access record, its counters, and the clock
         # as a bare function when it is the system clock (SystemClock.now is time.time).
-        self._l1_peek: Callable[[str], L1Entry | None] | None = None
-        self._l1_touch: Callable[[str], object] | None = None
-        if l1 is not None:
-            self._l1_peek, self._l1_touch = l1.hit_path()
+        self._bind_hit_path(l1)
         self._l1_counters = l1.counters if l1 is not None else None
         self._now: Callable[[], float] = time.time if type(clock) is SystemClock else clock.now
+
+    def _bind_hit_path(self, l1: MemoryStore | None) -> None:
+        """Bind the L1's lock-free lookups (one to three) and access record for :meth:`_hit` and ``get``.
+
+        W-TinyLFU peeks in its three segments in turn (``_l1_peek``, then ``_l1_peek2(s) or _l1_peek3(s)``: an
+        entry is truthy); LRU has one lookup and ``_l1_peek2`` is ``None``.
+        """
+        self._l1_peek: Callable[[str], L1Entry | None] | None = None
+        self._l1_peek2: Callable[[str], L1Entry | None] | None = None
+        self._l1_peek3: Callable[[str], L1Entry | None] = _nothing
+        self._l1_touch: Callable[[str], object] | None = None
+        if l1 is None:
+            return
+        peeks, self._l1_touch = l1.hit_path()
+        if not 1 <= len(peeks) <= 3:
+            raise ValueError("an L1 hit path has one to three lookups")
+        self._l1_peek = peeks[0]
+        if len(peeks) > 1:
+            self._l1_peek2 = peeks[1]
+            self._l1_peek3 = peeks[2] if len(peeks) > 2 else _nothing
 
     # ------------------------------------------------------------------ public API
 
@@ -267,6 +288,8 @@ class Engine:
             self._poll()
         peek = self._l1_peek
         env = None if peek is None else peek(s)
+        if env is None and self._l1_peek2 is not None:
+            env = self._l1_peek2(s) or self._l1_peek3(s)
         if env is not None:
             exp = env.expires_at
             gen = env.gen  # an entry without tags: its namespace generation, one comparison (L1Entry)
@@ -1142,6 +1165,8 @@ class Engine:
         if peek is None:
             return MISSING
         env = peek(s)
+        if env is None and self._l1_peek2 is not None:
+            env = self._l1_peek2(s) or self._l1_peek3(s)
         if env is None:
             return MISSING
         exp = env.expires_at

@@ -9,9 +9,7 @@ from __future__ import annotations
 import itertools
 from typing import TYPE_CHECKING, Any, TypeAlias
 
-import msgspec
-
-from stratacache.core.envelope import Envelope, L1Entry, encode_envelope
+from stratacache.core.envelope import Envelope, L1Entry, encode_envelope, l1_entry
 from stratacache.core.freshness import expiry
 from stratacache.errors import ValueTooLargeError
 
@@ -165,14 +163,14 @@ class EntryFactory:
             stale_until = expires_at
         tags = env.tags
         gens = env.gens
-        return L1Entry(
+        return l1_entry(
             held,
             expires_at,
             gens[0] if not tags and gens else (gens, tags),
             weight,
-            stale_until,
-            env.delta,
             env.created_at if expires_at is None else self._life(expires_at - env.created_at),
+            stale_until=stale_until,
+            delta=env.delta,
         )
 
     def _life(self, life: float) -> float:
@@ -196,4 +194,6 @@ def cap_expiry(entry: L1Entry, until: float) -> L1Entry:
     if entry.expires_at is not None and entry.expires_at <= until and (entry.stale_until or 0) <= until:
         return entry
     exp = until if entry.expires_at is None else min(entry.expires_at, until)
-    return msgspec.structs.replace(entry, expires_at=exp, stale_until=None, life=exp - entry.created_at)
+    return l1_entry(
+        entry.value, exp, entry.gen, entry.size, exp - entry.created_at, stale_until=None, delta=entry.delta
+    )

@@ -2,13 +2,13 @@
 
 from __future__ import annotations
 
-from typing import Any, Final, Generic, TypeVar
+from typing import Any, ClassVar, Final, Generic, TypeVar
 
 import msgspec
 
 from stratacache.errors import DecodeError
 
-__all__ = ["ENVELOPE_FORMAT", "Envelope", "L1Entry", "decode_envelope", "encode_envelope"]
+__all__ = ["ENVELOPE_FORMAT", "Envelope", "L1Entry", "L1EntryX", "decode_envelope", "encode_envelope", "l1_entry"]
 
 V = TypeVar("V")
 
@@ -56,9 +56,11 @@ class Envelope(msgspec.Struct, Generic[V], frozen=True, array_like=True, gc=Fals
 class L1Entry(msgspec.Struct, frozen=True, gc=False):
     """What the in-process L1 holds for one entry: the fields a hit, expiry and eviction read, compactly.
 
-    Never serialized (lower tiers hold :class:`Envelope`). Seven fields instead of ten, and no float of its own
-    beside ``expires_at`` in the usual case: 72 bytes plus ``expires_at`` against 96 plus three floats and a
-    tuple (``docs/benchmarks.md``, "Memory per entry").
+    Never serialized (lower tiers hold :class:`Envelope`). Five fields instead of ten, and no float of its own
+    beside ``expires_at`` in the usual case: 56 bytes plus ``expires_at`` against 96 plus three floats and a
+    tuple (``docs/benchmarks.md``, "Memory per entry"). An entry with a stale window or an XFetch delta is an
+    :class:`L1EntryX`, which has the two more fields; here they are class constants (``None`` and ``0.0``).
+    Build entries with :func:`l1_entry`, which picks the class.
 
     Attributes:
         value: the decoded object (or the codec output with ``copy_on_read``).
@@ -66,20 +68,20 @@ class L1Entry(msgspec.Struct, frozen=True, gc=False):
         gen: the namespace generation (an ``int``) for an entry without tags, which a hit compares with one
             ``==``; for a tagged entry the ``(gens, tags)`` pair of :class:`Envelope`.
         size: the entry's weight (byte budget).
-        stale_until: as in :class:`Envelope`.
-        delta: as in :class:`Envelope`.
         life: ``expires_at - created_at`` (an exact difference, and one shared float for every entry of one TTL:
             :class:`~stratacache.core.entries.EntryFactory` reuses equal values), or ``created_at`` itself when
             ``expires_at`` is ``None``.
+        stale_until: as in :class:`Envelope` (always ``None`` here).
+        delta: as in :class:`Envelope` (always ``0.0`` here).
     """
 
     value: Any
     expires_at: float | None
     gen: int | tuple[tuple[int, ...], tuple[str, ...]]
     size: int
-    stale_until: float | None
-    delta: float
     life: float
+    stale_until: ClassVar[float | None] = None
+    delta: ClassVar[float] = 0.0
 
     @property
     def created_at(self) -> float:
@@ -119,6 +121,29 @@ class L1Entry(msgspec.Struct, frozen=True, gc=False):
             self.tags,
             self.size,
         )
+
+
+class L1EntryX(L1Entry, frozen=True, gc=False):
+    """An :class:`L1Entry` with a stale window or an XFetch delta (72 bytes): the two fields are stored."""
+
+    stale_until: float | None  # type: ignore[misc]  # a field here, a class constant in the base
+    delta: float  # type: ignore[misc]
+
+
+def l1_entry(
+    value: Any,
+    expires_at: float | None,
+    gen: int | tuple[tuple[int, ...], tuple[str, ...]],
+    size: int,
+    life: float,
+    *,
+    stale_until: float | None,
+    delta: float,
+) -> L1Entry:
+    """An :class:`L1Entry`, or an :class:`L1EntryX` when ``stale_until`` or ``delta`` is set."""
+    if stale_until is None and not delta:
+        return L1Entry(value, expires_at, gen, size, life)
+    return L1EntryX(value, expires_at, gen, size, life, stale_until, delta)
 
 
 _encoder = msgspec.msgpack.Encoder()

@@ -89,16 +89,22 @@ class FrequencySketch:
         self._shift = 67 - size.bit_length()  # h >> shift: the top log2(size / 4) bits, the block
 
     def ensure_capacity(self, capacity: int) -> None:
-        """Grow for a larger cache: a new table (the history restarts) only when the power of two changes.
+        """Grow for a larger cache, keeping the history; a smaller or equal capacity only sets the sample period.
 
-        A smaller or equal capacity keeps the table and only adjusts the sample period.
+        A larger power of two multiplies the table by ``f``: a key's block index gains low bits, so its new
+        block is one of the ``f`` that take the place of its old one, at the same offsets inside. Copying every
+        old block into those ``f`` gives every key the estimate it had (collisions included, until halving
+        thins them), so a cache that sizes its sketch as it fills loses nothing by it.
         """
         capacity = max(_MIN_CAPACITY, capacity)
-        if 8 * _pow2_at_least(capacity) > len(self._table):
-            self._allocate(capacity)
-        else:
-            self.capacity = capacity
-            self.sample_size = _SAMPLE_FACTOR * capacity
+        size = 8 * _pow2_at_least(capacity)
+        old = self._table
+        if size > len(old):
+            f = size // len(old)
+            self._table = bytearray(b"".join(old[i : i + 32] * f for i in range(0, len(old), 32)))
+            self._shift = 67 - (size // 8).bit_length()
+        self.capacity = capacity
+        self.sample_size = _SAMPLE_FACTOR * capacity
 
     def frequency(self, key_hash: int) -> int:
         """The estimated number of times ``key_hash`` was seen since the last halving, 0 to 15."""

@@ -1,15 +1,17 @@
 """The in-process tier (L1): decoded objects, count and byte bounds, amortized expiry, thread-safe.
 
-Reads are lock-free: one dict lookup plus the policy's access record. Writes, deletes and evictions take one
-lock. Expired entries are reclaimed in order of expiry, a few per write (amortized O(log n) at worst, never a
-full scan), and lazily when a read finds one.
+Reads are lock-free: one to three dict lookups (W-TinyLFU keeps its entries in its three segments) plus the
+policy's access record; a miss is confirmed under the lock when the policy says a lock-free lookup can miss a key
+being moved. Writes, deletes and evictions take one lock. Expired entries are reclaimed in order of expiry, a few
+per write (amortized O(log n) at worst, never a full scan), and lazily when a read finds one.
 
-Memory: an entry costs its :class:`~stratacache.core.envelope.L1Entry` (72 bytes and the ``expires_at`` float),
+Memory: an entry costs its :class:`~stratacache.core.envelope.L1Entry` (56 bytes and the ``expires_at`` float),
 its key (none of its own for a plain ``str`` key: the engine stores the caller's object, without the namespace
-prefix), the policy's slot (a dict or ``OrderedDict`` entry) and an expiry record. While expiry
-times never decrease in write order (one TTL for every entry, the usual case), a record is two references in
-parallel deques of keys and times (about 16 bytes, the time being the envelope's own float); an entry that
-expires before one written earlier goes to a min-heap of ``(time, key)`` tuples instead (about 64 bytes).
+prefix), the policy's slot (one ``OrderedDict`` entry: LRU's, or a W-TinyLFU segment's) and an expiry record.
+While expiry times never decrease in write order (one TTL for every entry, the usual case), a record is two
+references in parallel deques of keys and times (about 16 bytes, the time being the envelope's own float); an
+entry that expires before one written earlier goes to a min-heap of ``(time, key)`` tuples instead (about 64
+bytes).
 """
 
 from __future__ import annotations
@@ -63,19 +65,35 @@ class MemoryStore:
     # --- reads (lock-free) ---
 
     def get(self, key: str) -> L1Entry | None:
-        """Return the stored envelope (fresh or not: the engine judges) and record the access."""
-        return self._policy.get(key)
+        """Return the stored envelope (fresh or not: the engine judges) and record the access.
+
+        Lock-free when the entry is found; a miss is confirmed under the lock when the policy's lock-free
+        lookups can miss a key being moved (``exact_lookups``), so a present key is never reported absent.
+        """
+        policy = self._policy
+        env = policy.get(key)
+        if env is None and not policy.exact_lookups:
+            with self._lock:
+                env = policy.get(key)
+        return env
 
     def peek(self, key: str) -> L1Entry | None:
-        """Return the stored envelope without recording an access (inspection, not a lookup)."""
-        return self._policy.peek(key)
+        """Return the stored envelope without recording an access (inspection, not a lookup); misses as :meth:`get`."""
+        policy = self._policy
+        env = policy.peek(key)
+        if env is None and not policy.exact_lookups:
+            with self._lock:
+                env = policy.peek(key)
+        return env
 
-    def hit_path(self) -> tuple[Callable[[str], L1Entry | None], Callable[[str], object]]:
-        """``(peek, touch)``: :meth:`get` split in two lock-free C calls, for the engine's inlined hit path.
+    def hit_path(self) -> tuple[tuple[Callable[[str], L1Entry | None], ...], Callable[[str], object]]:
+        """``(peeks, touch)``: :meth:`get` split in lock-free C calls, for the engine's inlined hit path.
 
-        ``peek(key)`` returns the envelope without recording an access; ``touch(key)`` records the access that
-        :meth:`get` records (``KeyError`` if the key was removed meanwhile). The engine peeks, judges the entry,
-        and touches only an entry it serves, so a lookup records at most one access, as :meth:`get` does.
+        ``peeks``: lookups tried in order, the first entry found being the answer (no access recorded); a miss
+        of them all may be wrong (it is not confirmed under the lock: the caller then goes through :meth:`get`,
+        which does). ``touch(key)`` records the access that :meth:`get` records (``KeyError`` if the key was
+        removed meanwhile). The engine peeks, judges the entry, and touches only an entry it serves, so a
+        lookup records at most one access, as :meth:`get` does.
         """
         return self._policy.hit_path()
 

@@ -22,7 +22,14 @@ Entry: TypeAlias = Any
 
 
 class EvictionPolicy(Protocol):
-    """Container plus eviction order. ``get`` may be called without the store's lock; the rest hold it."""
+    """Container plus eviction order. ``get`` and ``peek`` may be called without the store's lock; the rest hold it.
+
+    ``exact_lookups``: whether a lock-free ``get``/``peek`` that finds nothing is always right. A policy that
+    keeps its entries in several containers (W-TinyLFU's segments) can miss a key a writer is moving between
+    them; its store repeats such a miss under the lock.
+    """
+
+    exact_lookups: bool
 
     def get(self, key: str) -> Entry | None:
         """Return the entry and record the access (lock-free)."""
@@ -52,12 +59,14 @@ class EvictionPolicy(Protocol):
         """Iterate over a snapshot of the keys."""
         ...
 
-    def hit_path(self) -> tuple[Callable[[str], Entry | None], Callable[[str], object]]:
-        """``(peek, touch)``: :meth:`get` in two steps, for the engine's inlined hit path.
+    def hit_path(self) -> tuple[tuple[Callable[[str], Entry | None], ...], Callable[[str], object]]:
+        """``(peeks, touch)``: :meth:`get` in steps, for the engine's inlined hit path.
 
-        ``peek(key)`` is :meth:`peek`; ``touch(key)`` records the access :meth:`get` would have recorded (it may
-        raise ``KeyError`` if the key was removed meanwhile). Both stay valid for the policy's lifetime (bound to
-        containers that are cleared, never replaced).
+        ``peeks``: one or more lookups (bound ``dict.get`` methods, C calls) tried in order, the first entry
+        found being :meth:`peek`'s answer (a miss of all of them is subject to ``exact_lookups``); ``touch(key)``
+        records the access :meth:`get` would have recorded (it may raise ``KeyError`` if the key was removed
+        meanwhile). All stay valid for the policy's lifetime (bound to containers that are cleared, never
+        replaced).
         """
         ...
 
@@ -68,6 +77,8 @@ class LRUPolicy:
     """Least recently used, on an ``OrderedDict`` (its C implementation makes each step atomic under the GIL)."""
 
     __slots__ = ("_data",)
+
+    exact_lookups = True
 
     def __init__(self) -> None:
         self._data: OrderedDict[str, Entry] = OrderedDict()
@@ -86,9 +97,9 @@ class LRUPolicy:
         """Return the entry without touching the order."""
         return self._data.get(key)
 
-    def hit_path(self) -> tuple[Callable[[str], Entry | None], Callable[[str], object]]:
-        """``(dict.get, OrderedDict.move_to_end)``: :meth:`get` in two C calls (see :class:`EvictionPolicy`)."""
-        return self._data.get, self._data.move_to_end
+    def hit_path(self) -> tuple[tuple[Callable[[str], Entry | None], ...], Callable[[str], object]]:
+        """``((dict.get,), OrderedDict.move_to_end)``: :meth:`get` in two C calls (see :class:`EvictionPolicy`)."""
+        return (self._data.get,), self._data.move_to_end
 
     def put(self, key: str, env: Entry) -> Entry | None:
         """Insert or replace at the most-recent end."""

@@ -49,8 +49,11 @@ entries and picks victims. It sizes its segments and its sketch from a capacity 
 given (``make_policy("tinylfu", max_entries)``, as ``MemoryStore`` passes its count bound), otherwise learned. Until
 the first eviction the estimate is the number of entries held; from then on, it is the number of entries left
 when the store stops evicting (so a store bounded only by bytes gets the entry count its byte budget holds, and
-the estimate follows the entries' sizes). The sketch restarts its history only when the estimate crosses a power
-of two, which happens O(log n) times while the cache warms.
+the estimate follows the entries' sizes). Above 4,096 entries the sketch is sized for the entries actually held,
+up to the estimate (a cache of 100k entries under a bound of 200k pays for a table of 128k, not 256k: 8 bytes an
+entry instead of 16); growing keeps every estimate (``FrequencySketch.ensure_capacity``). Smaller caches get
+their whole table at once: a table that starts tiny saturates with the one-hit keys of the warm-up, and its
+collisions, kept through growth, cost the ``hitrate`` traces 0.1-0.5 points.
 """
 
 from __future__ import annotations
@@ -83,6 +86,7 @@ _PROBE_FIRST = 2  # quiet periods above the initial window before a step down is
 _PROBE_MAX = 1024
 _PROBE_FLOOR = 0.01  # probes do not take the window below this share (Caffeine's initial window)
 _SHADOW_MAX = 4096  # shadow LRU entries before the shadow samples keys by hash
+_SKETCH_START = 4096  # entries the sketch is first sized for (32 KB), when the capacity is larger
 _MUL = 0x9E3779B97F4A7C15
 _M64 = (1 << 64) - 1
 _ABSENT: Any = object()
@@ -103,7 +107,6 @@ class TinyLFUPolicy:
     __slots__ = (
         "_buf",
         "_cap",
-        "_data",
         "_dis",
         "_full",
         "_hash",
@@ -153,11 +156,12 @@ class TinyLFUPolicy:
         self._hash = hasher
         self._hint = max_entries
         self._cap = max_entries or 1
-        self._sketch = FrequencySketch(self._cap, seed=rng.getrandbits(64))
-        self._data: dict[str, Envelope[Any]] = {}
-        self._window: OrderedDict[str, None] = OrderedDict()
-        self._probation: OrderedDict[str, None] = OrderedDict()
-        self._protected: OrderedDict[str, None] = OrderedDict()
+        # sized for at most _SKETCH_START entries, then grows with the entries held (see put)
+        self._sketch = FrequencySketch(min(self._cap, _SKETCH_START), seed=rng.getrandbits(64))
+        # the segments hold the entries: no key map beside them (38 bytes an entry less; see get)
+        self._window: OrderedDict[str, Envelope[Any]] = OrderedDict()
+        self._probation: OrderedDict[str, Envelope[Any]] = OrderedDict()
+        self._protected: OrderedDict[str, Envelope[Any]] = OrderedDict()
         self._buf: deque[str] = deque(maxlen=read_buffer)
         self._record = self._buf.append
         self._full = False  # True once the store has asked for a victim
@@ -186,57 +190,85 @@ class TinyLFUPolicy:
     # --- the protocol ---
 
     def get(self, key: str) -> Envelope[Any] | None:
-        """Return the entry and record the access in the read buffer (lock-free)."""
-        env = self._data.get(key)
-        if env is not None:
-            self._record(key)
+        """Return the entry and record the access in the read buffer (lock-free).
+
+        The key is looked up in the segments in turn (protected first: in steady state the hot entries are
+        there). A writer moving the key between segments meanwhile can make a lock-free lookup miss it: a
+        caller that must not see such a miss repeats it under the store's lock (``MemoryStore.get`` does, as
+        :attr:`exact_lookups` is ``False``).
+        """
+        env = self._protected.get(key)
+        if env is None:
+            env = self._probation.get(key)
+            if env is None:
+                env = self._window.get(key)
+                if env is None:
+                    return None
+        self._record(key)
         return env
 
     def peek(self, key: str) -> Envelope[Any] | None:
-        """Return the entry without recording an access."""
-        return self._data.get(key)
+        """Return the entry without recording an access (lock-free: see :meth:`get` about misses)."""
+        env = self._protected.get(key)
+        if env is None:
+            env = self._probation.get(key)
+            if env is None:
+                env = self._window.get(key)
+        return env
 
-    def hit_path(self) -> tuple[Callable[[str], Envelope[Any] | None], Callable[[str], object]]:
-        """``(dict.get, read buffer append)``: :meth:`get` in two C calls.
+    exact_lookups = False
+    """A lock-free miss may be wrong while a writer moves the key between segments (see :meth:`get`)."""
 
-        ``_data`` and ``_buf`` are cleared, never replaced, so the bound methods stay valid.
+    def hit_path(self) -> tuple[tuple[Callable[[str], Envelope[Any] | None], ...], Callable[[str], object]]:
+        """``((protected.get, probation.get, window.get), read buffer append)``: :meth:`get` in C calls.
+
+        The segments and ``_buf`` are cleared, never replaced, so the bound methods stay valid.
         """
-        return self._data.get, self._record
+        return (self._protected.get, self._probation.get, self._window.get), self._record
 
     def put(self, key: str, env: Envelope[Any]) -> Envelope[Any] | None:
         """Insert into the window (or replace in place, counted as an access); return the replaced entry."""
         if self._buf:
             self._drain()
-        data = self._data
-        old = data.get(key)
-        data[key] = env
-        if old is not None:
-            self._access(key)
-            return old
+        window = self._window
+        for seg in (self._protected, self._probation, window):
+            old = seg.get(key)
+            if old is not None:
+                seg[key] = env  # the same position
+                self._access(key)
+                return old
         self._misses += 1
         h = self._hash(key)
         self._sketch.increment(h)
-        if not self._full and len(data) > self._cap:
-            self._cap = len(data)
+        window[key] = env
+        n = len(self)
+        if not self._full and n > self._cap:
+            self._cap = n
             self._limits()
-        if self._sketch.capacity < self._cap:
-            self._sketch.ensure_capacity(self._cap)
-        window = self._window
-        window[key] = None
+        sketch = self._sketch
+        if sketch.capacity < self._cap and n > sketch.capacity:
+            # Sized for the entries held, not the bound, until the cache fills (Caffeine sizes it lazily too):
+            # a cache far from its max_entries does not pay for a table of that size. Growing keeps the history.
+            sketch.ensure_capacity(min(self._cap, 1 << n.bit_length()))
         if len(window) > self._window_max:
             probation = self._probation
             while len(window) > self._window_max:
-                probation[window.popitem(last=False)[0]] = None
+                k, v = window.popitem(last=False)
+                probation[k] = v
         if self.adaptive:
             self._adapt_on_miss(key, h)
         return None
 
     def pop(self, key: str) -> Envelope[Any] | None:
         """Remove and return the entry."""
-        env = self._data.pop(key, None)
-        if env is not None:
-            self._unlink(key)
-            self._shadow.pop(key, None)  # gone from an LRU cache too
+        env = self._window.pop(key, None)
+        if env is None:
+            env = self._probation.pop(key, None)
+            if env is None:
+                env = self._protected.pop(key, None)
+                if env is None:
+                    return None
+        self._shadow.pop(key, None)  # gone from an LRU cache too
         return env
 
     def evict(self) -> tuple[str, Envelope[Any]] | None:
@@ -246,9 +278,6 @@ class TinyLFUPolicy:
         if not self._full:  # the climber's periods start when the cache is full (until then it is an LRU)
             self._full = True
             self._end_period()
-        data = self._data
-        if not data:
-            return None
         probation = self._probation
         if len(probation) >= 2:
             # the candidate (probation's newest, just out of the window) against probation's oldest
@@ -258,16 +287,15 @@ class TinyLFUPolicy:
             cf = sketch.frequency(h(candidate))
             if cf <= sketch.frequency(h(victim)) and (cf < _HASHDOS_THRESHOLD or self._rng.getrandbits(7)):
                 victim = candidate  # not more frequent, and not a warm tie that won the 1-in-128 draw
-            del probation[victim]
+            env = probation.pop(victim)
         else:
             for seg in (probation, self._protected, self._window):
                 if seg:
-                    victim = seg.popitem(last=False)[0]
+                    victim, env = seg.popitem(last=False)
                     break
-            else:  # pragma: no cover
-                raise AssertionError("entries outside every segment")
-        env = data.pop(victim)
-        n = len(data) or 1
+            else:
+                return None  # empty
+        n = len(self) or 1
         if self._hint is not None:
             n = min(n, self._hint)
         if n != self._cap:
@@ -278,7 +306,6 @@ class TinyLFUPolicy:
     def clear(self) -> None:
         """Drop every entry (the frequency history stays: it describes the traffic, not the contents)."""
         self._buf.clear()
-        self._data.clear()
         self._window.clear()
         self._probation.clear()
         self._protected.clear()
@@ -286,10 +313,10 @@ class TinyLFUPolicy:
 
     def keys(self) -> Iterator[str]:
         """A snapshot of the keys."""
-        return iter(list(self._data))
+        return iter([*self._window, *self._probation, *self._protected])
 
     def __len__(self) -> int:
-        return len(self._data)
+        return len(self._window) + len(self._probation) + len(self._protected)
 
     # --- introspection (tests, simulation) ---
 
@@ -335,8 +362,9 @@ class TinyLFUPolicy:
         if not n:
             return
         # Only the drainer pops (under the store's lock), and appends never shorten the deque: n pops succeed.
-        popleft, data = buf.popleft, self._data
-        keys = [key for key in [popleft() for _ in range(n)] if key in data]
+        popleft = buf.popleft
+        window, probation, protected = self._window, self._probation, self._protected
+        keys = [key for key in [popleft() for _ in range(n)] if key in protected or key in probation or key in window]
         if not keys:
             return
         self._hits += len(keys)
@@ -346,7 +374,6 @@ class TinyLFUPolicy:
             self._shadow_hits(keys, hashes)
         else:
             self._sketch.increment_all(map(self._hash, keys))
-        window, probation, protected = self._window, self._probation, self._protected
         protected_max = self._protected_max
         for key in keys:
             if key in protected:
@@ -354,29 +381,25 @@ class TinyLFUPolicy:
             elif key in window:
                 window.move_to_end(key)
             elif key in probation:
+                protected[key] = probation[key]  # in, then out: a lock-free reader misses it less often
                 del probation[key]
-                protected[key] = None
                 if len(protected) > protected_max:
-                    probation[protected.popitem(last=False)[0]] = None
+                    k, v = protected.popitem(last=False)
+                    probation[k] = v
 
     def _access(self, key: str) -> None:
         self._sketch.increment(self._hash(key))
         if key in self._window:
             self._window.move_to_end(key)
         elif key in self._probation:
-            del self._probation[key]
-            protected = self._protected
-            protected[key] = None
-            if len(protected) > self._protected_max:
-                probation = self._probation
-                while len(protected) > self._protected_max:
-                    probation[protected.popitem(last=False)[0]] = None
+            probation, protected = self._probation, self._protected
+            protected[key] = probation[key]
+            del probation[key]
+            while len(protected) > self._protected_max:
+                k, v = protected.popitem(last=False)
+                probation[k] = v
         elif key in self._protected:
             self._protected.move_to_end(key)
-
-    def _unlink(self, key: str) -> None:
-        if self._window.pop(key, _ABSENT) is _ABSENT and self._probation.pop(key, _ABSENT) is _ABSENT:
-            self._protected.pop(key, None)
 
     def _adapt_on_miss(self, key: str, h: int) -> None:
         """Replay a miss on the shadow; end the period, or grow the window early if LRU is far ahead."""
@@ -436,12 +459,12 @@ class TinyLFUPolicy:
             if len(moved) < room:
                 moved += itertools.islice(protected, room - len(moved))
             for key in reversed(moved):
-                if probation.pop(key, _ABSENT) is _ABSENT:
-                    del protected[key]
-                window[key] = None
+                env = probation.pop(key, _ABSENT)
+                window[key] = protected.pop(key) if env is _ABSENT else env
                 window.move_to_end(key, last=False)
         while len(protected) > self._protected_max:
-            probation[protected.popitem(last=False)[0]] = None
+            k, v = protected.popitem(last=False)
+            probation[k] = v
 
     def _grow_towards_lru(self) -> None:
         """LRU is significantly ahead: move 3/4 of the way to a window of the whole capacity, keep climbing up."""
