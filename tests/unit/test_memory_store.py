@@ -197,7 +197,8 @@ def test_expiry_bookkeeping_stays_bounded_when_one_key_is_rewritten() -> None:
     for i in range(20_000):
         s.set("hot", env(i, expires_at=T0 + 10_000 + i), clock.now())
     assert s.usage() == (1, 1)
-    assert len(s._exp_times) + len(s._heap) <= 2 * 1 + 1024 + 1
+    # compactions start past 2 x entries + 1024 records and examine 16 per write (adding 1): bounded a bit above
+    assert len(s._expiry) <= (2 * 1 + 1024) * 16 // 15 + 2
 
 
 def test_one_ttl_keeps_expiry_records_in_write_order_without_tuples() -> None:
@@ -210,9 +211,9 @@ def test_one_ttl_keeps_expiry_records_in_write_order_without_tuples() -> None:
         envs.append(e)
         s.set(f"k{i}", e, clock.now())
         clock.advance(0.5)
-    assert s._heap == []
-    assert list(s._exp_keys) == [f"k{i}" for i in range(100)]
-    assert all(t is e.expires_at for t, e in zip(s._exp_times, envs, strict=True))
+    assert s._expiry._heap == []
+    assert list(s._expiry._keys) == [f"k{i}" for i in range(100)]
+    assert all(t is e.expires_at for t, e in zip(s._expiry._times, envs, strict=True))
 
 
 def test_expiry_out_of_write_order_is_reclaimed_earliest_first() -> None:
@@ -222,7 +223,7 @@ def test_expiry_out_of_write_order_is_reclaimed_earliest_first() -> None:
     deadlines = {f"k{i}": T0 + rng.uniform(1, 100) for i in range(200)}  # per-entry TTLs: most go to the heap
     for k, t in deadlines.items():
         s.set(k, env(size=1, expires_at=t), clock.now())
-    assert s._heap, "expiry times that go back in time use the heap"
+    assert s._expiry._heap, "expiry times that go back in time use the heap"
     for now in (T0 + 25, T0 + 50, T0 + 101):
         clock.advance(now - clock.now())
         for i in range(400):  # reclaiming budget of 4 per write: enough for every due record
@@ -232,15 +233,19 @@ def test_expiry_out_of_write_order_is_reclaimed_earliest_first() -> None:
     assert (s.counters.expirations, s.counters.evictions) == (len(deadlines), 0)
 
 
-def test_rebuilt_expiry_records_are_one_per_entry_in_order() -> None:
+def test_compacted_expiry_records_are_one_per_entry() -> None:
     clock = FakeClock(T0)
     s = MemoryStore(max_entries=None, max_bytes=10_000)
     for i in range(3000):  # 10 keys rewritten with shuffled deadlines: records pile up, then are rebuilt
         s.set(f"k{i % 10}", env(i, size=1, expires_at=T0 + 1000 + (i * 7919) % 3000), clock.now())
-    s._rebuild_expiry()
-    assert s._heap == []
-    assert sorted(s._exp_keys) == [f"k{i}" for i in range(10)]
-    assert list(s._exp_times) == sorted(s._exp_times)
+    q = s._expiry
+    if not q.compacting:
+        q.start_compaction()
+    while q.compacting:
+        q.compact(s._valid, 100)
+    records = q.records()
+    assert sorted(k for _, k in records) == [f"k{i}" for i in range(10)]
+    assert all(s._valid(k, t) for t, k in records)
     clock.advance(5000)
     s.set("w", env(size=1), clock.now())
     s.set("w", env(size=1), clock.now())

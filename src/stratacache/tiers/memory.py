@@ -16,13 +16,12 @@ bytes).
 
 from __future__ import annotations
 
-import heapq
 import threading
-from collections import deque
 from typing import TYPE_CHECKING
 
 from stratacache.errors import ValueTooLargeError
 from stratacache.metrics.stats import TierCounters
+from stratacache.tiers.expiry import ExpiryQueue
 from stratacache.tiers.policy import make_policy
 
 if TYPE_CHECKING:
@@ -33,6 +32,7 @@ if TYPE_CHECKING:
 __all__ = ["MemoryStore"]
 
 _RECLAIM_PER_WRITE = 4
+_COMPACT_PER_WRITE = 16  # expiry records examined per write while they are compacted (tiers/expiry.py)
 
 
 class MemoryStore:
@@ -57,10 +57,7 @@ class MemoryStore:
         self._policy = make_policy(policy, max_entries)
         self._lock = threading.Lock()
         self._bytes = 0
-        # expiry records: in write order while the times never decrease, the rest in a heap (module docstring)
-        self._exp_keys: deque[str] = deque()
-        self._exp_times: deque[float] = deque()
-        self._heap: list[tuple[float, str]] = []
+        self._expiry = ExpiryQueue()  # in write order while the times never decrease, the rest in a heap
 
     # --- reads (lock-free) ---
 
@@ -112,6 +109,8 @@ class MemoryStore:
             self._put(key, env)
             self._evict()
             self._reclaim(now, _RECLAIM_PER_WRITE)
+            if self._expiry.compacting:
+                self._expiry.compact(self._valid, _COMPACT_PER_WRITE)
 
     def set_many(
         self,
@@ -135,6 +134,8 @@ class MemoryStore:
                     self._remove(key)
             self._evict()
             self._reclaim(now, _RECLAIM_PER_WRITE * max(1, len(items)))
+            if self._expiry.compacting:
+                self._expiry.compact(self._valid, _COMPACT_PER_WRITE * max(1, len(items)))
         return stored
 
     def delete(self, key: str) -> bool:
@@ -157,9 +158,7 @@ class MemoryStore:
         """Drop every entry."""
         with self._lock:
             self._policy.clear()
-            self._exp_keys.clear()
-            self._exp_times.clear()
-            self._heap.clear()
+            self._expiry.clear()
             self._bytes = 0
 
     def keys(self) -> list[str]:
@@ -184,14 +183,10 @@ class MemoryStore:
         self._bytes += env.size
         gc_at = env.gc_at()
         if gc_at is not None:
-            times = self._exp_times
-            if not times or gc_at >= times[-1]:
-                times.append(gc_at)
-                self._exp_keys.append(key)
-            else:
-                heapq.heappush(self._heap, (gc_at, key))
-            if len(times) + len(self._heap) > 2 * len(self._policy) + 1024:
-                self._rebuild_expiry()
+            expiry = self._expiry
+            expiry.add(key, gc_at)
+            if expiry.needs_compaction(len(self._policy)):
+                expiry.start_compaction()
 
     def _remove(self, key: str) -> bool:
         old = self._policy.pop(key)
@@ -214,33 +209,12 @@ class MemoryStore:
 
     def _reclaim(self, now: float, budget: int) -> None:
         """Drop up to ``budget`` expiry records due by ``now``, earliest first, and the entries still theirs."""
-        times, heap = self._exp_times, self._heap
-        while budget:
-            if times and (not heap or times[0] <= heap[0][0]):
-                if times[0] > now:
-                    break
-                gc_at = times.popleft()
-                key = self._exp_keys.popleft()
-            elif heap and heap[0][0] <= now:
-                gc_at, key = heapq.heappop(heap)
-            else:
-                break
-            budget -= 1
-            env = self._policy.peek(key)
-            if env is not None and env.gc_at() == gc_at:  # not rewritten since with another expiry
+        for gc_at, key in self._expiry.due(now, budget):
+            if self._valid(key, gc_at):  # not rewritten since with another expiry, nor removed
                 self._remove(key)
                 self.counters.expirations += 1
 
-    def _rebuild_expiry(self) -> None:
-        """Replace the records (outnumbering the entries: keys were rewritten) by one per live entry, in order."""
-        live: list[tuple[float, str]] = []
-        for key in self._policy.keys():  # noqa: SIM118 - a snapshot, not the live dict
-            env = self._policy.peek(key)
-            if env is not None:
-                gc_at = env.gc_at()
-                if gc_at is not None:
-                    live.append((gc_at, key))
-        live.sort()
-        self._exp_times = deque([t for t, _ in live])
-        self._exp_keys = deque([k for _, k in live])
-        self._heap = []
+    def _valid(self, key: str, gc_at: float) -> bool:
+        """Whether the expiry record ``(gc_at, key)`` is its entry's current one."""
+        env = self._policy.peek(key)
+        return env is not None and env.gc_at() == gc_at
