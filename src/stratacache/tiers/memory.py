@@ -58,6 +58,8 @@ class MemoryStore:
         self._lock = threading.Lock()
         self._bytes = 0
         self._expiry = ExpiryQueue()  # in write order while the times never decrease, the rest in a heap
+        self._adds = 0  # expiry records added since the last check for a compaction
+        self._check_every = 16
 
     # --- reads (lock-free) ---
 
@@ -185,8 +187,13 @@ class MemoryStore:
         if gc_at is not None:
             expiry = self._expiry
             expiry.add(key, gc_at)
-            if expiry.needs_compaction(len(self._policy)):
-                expiry.start_compaction()
+            self._adds += 1
+            if self._adds >= self._check_every:  # counting records and entries costs a few calls: not every write
+                self._adds = 0
+                entries = len(self._policy)
+                self._check_every = max(16, entries // 8)
+                if expiry.needs_compaction(entries):
+                    expiry.start_compaction()
 
     def _remove(self, key: str) -> bool:
         old = self._policy.pop(key)
