@@ -150,8 +150,9 @@ class _Memoized:
         arguments only); an invalid key raises on every call, as the engine's check does (errors are not cached).
         """
         kb = self._kb
-        # positional arguments only, no key= or tags= callable: the key is a function of the arguments alone
-        self._quick = self._keyfn is None and self._tags is None and kb._fast
+        # positional arguments only, no key= callable: the key is a function of the arguments alone (a tags=
+        # callable is only called on a miss, when the result is stored: a hit checks the entry's own tags)
+        self._quick = self._keyfn is None and kb._fast
         self._n = kb._n
         self._skip = kb.skip_first
         digest = kb._prefix
@@ -177,11 +178,17 @@ class _Memoized:
             return self._kb._prefix + str(self._keyfn(*args, **kwargs))
         return self._kb.key(args, kwargs)
 
-    def _call_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, tuple[str, ...]]:
-        """Key and checked tags of a call (``self``/``cls`` dropped for methods)."""
+    def _call_key(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> str:
+        """The stored key of a call (``self``/``cls`` dropped for methods)."""
         kargs = args[1:] if self._kb.skip_first else args
-        tags = validate_tags(_call_tags(self._tags, self._kb, kargs, kwargs)) if self._tags is not None else ()
-        return self.key(*kargs, **kwargs), tags
+        return self.key(*kargs, **kwargs)
+
+    def _call_tags(self, args: tuple[Any, ...], kwargs: dict[str, Any]) -> tuple[str, ...]:
+        """The checked tags of a call (``self``/``cls`` dropped), computed when its result is to be stored."""
+        if self._tags is None:
+            return ()
+        kargs = args[1:] if self._kb.skip_first else args
+        return validate_tags(_call_tags(self._tags, self._kb, kargs, kwargs))
 
     def __get__(self, obj: object, objtype: type | None = None) -> Any:
         if obj is None:
@@ -214,22 +221,22 @@ class CachedFunction(_Memoized, Generic[P, R]):
     def __call__(self, *args: P.args, **kwargs: P.kwargs) -> R:
         """Return the cached result for these arguments, calling the function on a miss.
 
-        The common shape (positional scalars, no ``key=``/``tags=`` callables, no load policy) takes the memoized
-        stored key and the engine's L1 hit path, and allocates no loader unless it misses.
+        Calls of the common shape (positional scalars, no ``key=`` callable) take a memoized stored key; with the
+        plain load policy a hit is served by the engine's L1 hit path, and the loader and the ``tags=`` callable
+        are only built and called on a miss (a hit checks the tags the stored entry carries).
         """
         cache = self._cache
         k = self._quick_key(cache, args, kwargs)
-        if k is not None:
-            pol = self._policy
-            if (cache._policy if pol is None else pol) is PLAIN:
-                value = cache._hit(k)
-                if value is not MISSING:
-                    return value  # type: ignore[no-any-return]
-            fn = self._fn
-            return cache._get_or_load(k, lambda: fn(*args, **kwargs), self._ttl, (), pol)
-        k, tags = self._call_key(args, kwargs)
+        if k is None:
+            k = cache._short(self._call_key(args, kwargs))
+        pol = self._policy
+        if (cache._policy if pol is None else pol) is PLAIN:
+            value = cache._hit(k)
+            if value is not MISSING:
+                return value  # type: ignore[no-any-return]
         fn = self._fn
-        return cache._get_or_load(cache._short(k), lambda: fn(*args, **kwargs), self._ttl, tags, self._policy)
+        tags = self._call_tags(args, kwargs)
+        return cache._get_or_load(k, lambda: fn(*args, **kwargs), self._ttl, tags, pol)
 
 
 class _BoundCached:
@@ -292,14 +299,13 @@ class AsyncCachedFunction(_Memoized, Generic[P, R]):
         """
         cache = self._cache
         k = self._quick_key(cache, args, kwargs)
-        if k is not None:
-            pol = self._policy
-            if (cache._policy if pol is None else pol) is PLAIN:
-                value = cache._hit(k)
-                if value is not MISSING:
-                    return value  # type: ignore[no-any-return]
-            fn = self._fn
-            return await cache._get_or_load(k, lambda: fn(*args, **kwargs), self._ttl, (), pol)
-        k, tags = self._call_key(args, kwargs)
+        if k is None:
+            k = cache._short(self._call_key(args, kwargs))
+        pol = self._policy
+        if (cache._policy if pol is None else pol) is PLAIN:
+            value = cache._hit(k)
+            if value is not MISSING:
+                return value  # type: ignore[no-any-return]
         fn = self._fn
-        return await cache._get_or_load(cache._short(k), lambda: fn(*args, **kwargs), self._ttl, tags, self._policy)
+        tags = self._call_tags(args, kwargs)
+        return await cache._get_or_load(k, lambda: fn(*args, **kwargs), self._ttl, tags, pol)

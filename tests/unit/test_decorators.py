@@ -391,6 +391,32 @@ def test_tags_callable(cache: sc.Cache) -> None:
     assert calls == [1, 2, 1, 2]
 
 
+@pytest.mark.parametrize("as_kwarg", [False, True])
+def test_the_tags_callable_runs_on_misses_only_and_hits_still_honour_the_tags(
+    cache: sc.Cache, *, as_kwarg: bool
+) -> None:
+    tag_calls: list[int] = []
+    calls: list[int] = []
+
+    def tags(user_id: int) -> list[str]:
+        tag_calls.append(user_id)
+        return [f"user:{user_id}"]
+
+    @cache.cached(tags=tags)
+    def load(user_id: int) -> int:
+        calls.append(user_id)
+        return user_id * 10
+
+    def call(user_id: int) -> int:
+        return load(user_id=user_id) if as_kwarg else load(user_id)  # the quick path, then the general one
+
+    assert [call(7) for _ in range(5)] == [70] * 5
+    assert (calls, tag_calls) == ([7], [7])  # four hits: no tags computed
+    cache.invalidate_tags("user:7")
+    assert call(7) == 70
+    assert (calls, tag_calls) == ([7, 7], [7, 7])  # the stored entry's tags made the hit a miss
+
+
 def test_bad_tags_from_the_callable_raise(cache: sc.Cache) -> None:
     @cache.cached(tags=lambda x: "not-a-list")
     def f(x: int) -> int:
