@@ -191,6 +191,31 @@ def test_rewritten_entry_is_not_reclaimed_by_its_old_expiry() -> None:
     assert s.counters.evictions == 0
 
 
+def test_a_rewrite_that_lives_longer_adds_no_record_and_is_still_reclaimed_on_time() -> None:
+    clock = FakeClock(T0)
+    s = MemoryStore(max_entries=None, max_bytes=10_000)
+    s.set("later", env("v1", expires_at=T0 + 10), clock.now())
+    s.set("sooner", env("v1", expires_at=T0 + 50), clock.now())
+    records = len(s._expiry)
+    s.set("later", env("v2", expires_at=T0 + 30), clock.now())  # later: the record at T0 + 10 stands for it
+    s.set("sooner", env("v2", expires_at=T0 + 20), clock.now())  # earlier: a record of its own
+    assert len(s._expiry) == records + 1
+
+    def writes_at(t: float) -> None:
+        clock.advance(t - clock.now())
+        for i in range(5):
+            s.set(f"w{t}-{i}", env(size=0), clock.now())
+
+    writes_at(T0 + 15)  # the old record of "later" comes due: moved to T0 + 30, the entry kept
+    assert s._policy.peek("later") is not None
+    writes_at(T0 + 25)
+    assert s._policy.peek("sooner") is None  # reclaimed at its new, earlier expiry
+    assert s._policy.peek("later") is not None
+    writes_at(T0 + 35)
+    assert s._policy.peek("later") is None  # reclaimed by writes alone, no read needed
+    assert s.counters.expirations == 2
+
+
 def test_expiry_bookkeeping_stays_bounded_when_one_key_is_rewritten() -> None:
     clock = FakeClock(T0)
     s = MemoryStore(max_entries=None, max_bytes=10_000)

@@ -4,12 +4,13 @@ A record is ``(time, key)``. While times never decrease in write order (one TTL 
 records go to the back of two parallel deques of times and keys (two references, about 16 bytes, the time being
 the entry's own float); a record earlier than the last one goes to a min-heap of tuples instead (about 64 bytes).
 
-Records are never removed when their entry is overwritten, deleted or evicted: the store checks, when a record
-comes due, that the entry is still there with that time (``valid(key, time)``) and otherwise just drops the
-record. So records can outnumber the entries (a key rewritten often, a cache evicting at capacity before its
-entries expire). When they reach twice the entries (plus a constant), the queue compacts: it walks every record
-once, keeping the valid ones, a few per write (:meth:`ExpiryQueue.compact`) instead of all at once, which held the
-store's lock for ~100 ms at 100k entries:
+Records are never removed when their entry is overwritten, deleted or evicted, and an overwrite that moves an
+expiry later adds no record: the store checks, when a record comes due, whether the entry is gone (the record is
+dropped), expired (dropped with it) or living longer (the record moves to the new time). So records can outnumber
+the entries (a cache evicting at capacity before its entries expire, keys deleted and written again, expiries
+moved earlier). When they reach twice the entries (plus a constant), the queue compacts: it walks every record
+once, keeping one valid record per key, a few per write (:meth:`ExpiryQueue.compact`) instead of all at once, which
+held the store's lock for ~100 ms at 100k entries:
 
 - the deque's records are moved from the front of the deque (``B``) to the back of a second one (``A``) in order,
   so ``A`` then ``B`` stay one sorted sequence; new records go to ``B``'s back meanwhile; at the end ``A`` is put
@@ -37,7 +38,7 @@ _SLACK = 1024  # records beyond twice the entries before a compaction starts
 class ExpiryQueue:
     """Expiry records of a store's entries: :meth:`add` one per write, :meth:`due` the earliest, :meth:`compact`."""
 
-    __slots__ = ("_a_keys", "_a_times", "_heap", "_keys", "_old_heap", "_scan", "_times")
+    __slots__ = ("_a_keys", "_a_times", "_heap", "_kept", "_keys", "_old_heap", "_scan", "_times")
 
     def __init__(self) -> None:
         self._times: deque[float] = deque()  # B: where new in-order records go
@@ -47,6 +48,7 @@ class ExpiryQueue:
         self._heap: list[tuple[float, str]] = []  # out-of-order records
         self._old_heap: list[tuple[float, str]] = []  # the heap being compacted into _heap
         self._scan = 0  # records at B's front the compaction has still to examine
+        self._kept: set[str] = set()  # keys the compaction under way kept a record of: one is enough
 
     def __len__(self) -> int:
         return len(self._times) + len(self._a_times) + len(self._heap) + len(self._old_heap)
@@ -97,26 +99,34 @@ class ExpiryQueue:
         self._old_heap, self._heap = self._heap, []
 
     def compact(self, valid: Callable[[str, float], bool], budget: int) -> None:
-        """Examine up to ``budget`` records of the compaction under way, keeping those ``valid(key, time)``."""
+        """Examine up to ``budget`` records of the compaction under way, keeping those ``valid(key, time)``.
+
+        One record per key is kept (the first valid one examined): the store needs one record at or before an
+        entry's expiry, which re-arms itself when it comes due early.
+        """
         times, keys = self._times, self._keys
         while budget and self._scan:
             budget -= 1
             self._scan -= 1
             t, k = times.popleft(), keys.popleft()
-            if valid(k, t):
+            if k not in self._kept and valid(k, t):
+                self._kept.add(k)
                 self._a_times.append(t)
                 self._a_keys.append(k)
         old = self._old_heap
         while budget and old:
             budget -= 1
             t, k = heapq.heappop(old)
-            if valid(k, t):
+            if k not in self._kept and valid(k, t):
+                self._kept.add(k)
                 heapq.heappush(self._heap, (t, k))
-        if not self._scan and not old and self._a_times:  # done: A goes back in front of B
-            times.extendleft(reversed(self._a_times))
-            keys.extendleft(reversed(self._a_keys))
-            self._a_times.clear()
-            self._a_keys.clear()
+        if not self._scan and not old:  # done: A goes back in front of B
+            self._kept.clear()
+            if self._a_times:
+                times.extendleft(reversed(self._a_times))
+                keys.extendleft(reversed(self._a_keys))
+                self._a_times.clear()
+                self._a_keys.clear()
 
     def records(self) -> list[tuple[float, str]]:
         """Every record, earliest first (tests and inspection; O(n log n))."""
@@ -131,4 +141,5 @@ class ExpiryQueue:
         self._a_keys.clear()
         self._heap.clear()
         self._old_heap.clear()
+        self._kept.clear()
         self._scan = 0

@@ -185,6 +185,10 @@ class MemoryStore:
         self._bytes += env.size
         gc_at = env.gc_at()
         if gc_at is not None:
+            if old is not None:
+                old_gc = old.gc_at()
+                if old_gc is not None and old_gc <= gc_at:
+                    return  # the old entry's record comes due first, and re-arms itself (_reclaim): no new one
             expiry = self._expiry
             expiry.add(key, gc_at)
             self._adds += 1
@@ -215,13 +219,30 @@ class MemoryStore:
             self.counters.evictions += 1
 
     def _reclaim(self, now: float, budget: int) -> None:
-        """Drop up to ``budget`` expiry records due by ``now``, earliest first, and the entries still theirs."""
-        for gc_at, key in self._expiry.due(now, budget):
-            if self._valid(key, gc_at):  # not rewritten since with another expiry, nor removed
+        """Handle up to ``budget`` expiry records due by ``now``, earliest first.
+
+        Each live entry with an expiry has at least one record at or before it (an overwrite that moves the expiry
+        later adds none: the earlier record stands for it). A due record drops its entry if that has expired, and
+        is moved to the entry's new time if the entry was rewritten to live longer.
+        """
+        expiry = self._expiry
+        for due_at, key in expiry.due(now, budget):
+            env = self._policy.peek(key)
+            if env is None:  # deleted or evicted since
+                continue
+            gc_at = env.gc_at()
+            if gc_at is None:  # rewritten without expiry
+                continue
+            if gc_at <= now:
                 self._remove(key)
                 self.counters.expirations += 1
+            elif gc_at > due_at:
+                expiry.add(key, gc_at)
 
-    def _valid(self, key: str, gc_at: float) -> bool:
-        """Whether the expiry record ``(gc_at, key)`` is its entry's current one."""
+    def _valid(self, key: str, due_at: float) -> bool:
+        """Whether the expiry record ``(due_at, key)`` still stands for its entry (due at or before its expiry)."""
         env = self._policy.peek(key)
-        return env is not None and env.gc_at() == gc_at
+        if env is None:
+            return False
+        gc_at = env.gc_at()
+        return gc_at is not None and due_at <= gc_at
