@@ -1,5 +1,8 @@
 """The ``sqlite-scale`` suite: embedded-store get (hit) and set (overwrite) per-op cost as the table grows.
 
+The in-process tier is grown and timed beside them (``Cache(MemoryTier(max_entries=2_000_000, max_bytes=None),
+ttl=None)``: nothing is evicted; impl ``stratacache-memory``), for the same scale target.
+
 Each library's store (the same configurations as the ``sqlite`` suite: ``Cache(SQLiteTier(path,
 max_bytes=None), ttl=None)`` with no L1, and ``diskcache.Cache`` with its defaults, in one temporary directory) is
 grown in batches of 10,000 rows to 10^3, 10^5 and 10^6 rows. At each size, passes of gets and of overwrites of
@@ -27,6 +30,7 @@ if TYPE_CHECKING:
 
 SUITE = "sqlite-scale"
 PEERS = ("stratacache", "diskcache")
+MEMORY = "stratacache-memory"  # the in-process tier, for the scale target only
 SIZES = (1_000, 100_000, 1_000_000)
 QUICK_SIZES = (1_000, 10_000)
 ROUNDS = 15
@@ -60,6 +64,22 @@ def _timed(fn: Callable[..., Any], ops: list[tuple[Any, ...]]) -> float:
         gc.enable()
 
 
+def _memory_store() -> KV:
+    """stratacache's in-process tier (the default W-TinyLFU) bounded above the largest size: nothing is evicted."""
+    import stratacache as sc
+
+    bound = 2 * max(SIZES)
+    c = sc.Cache(sc.MemoryTier(max_entries=bound, max_bytes=None), namespace="bench-l1-scale", ttl=None)
+    return KV(
+        label=f"Cache(MemoryTier(max_entries={bound:_}, max_bytes=None)), ttl=None",
+        get=c.get,
+        set=c.set,
+        read=c.get,
+        prefill=lambda items: c.set_many(dict(items)),
+        close=c.close,
+    )
+
+
 def _stats(samples: list[float]) -> dict[str, float]:
     return {"median_ns": statistics.median(samples), "min_ns": min(samples)}
 
@@ -80,6 +100,10 @@ def run(log: Callable[[str], Any], *, tmp_root: Path | None = None, quick: bool 
                 stores[name] = adapter.disk(directory / name)
             except Exception as exc:
                 problems[name] = f"{type(exc).__name__}: {exc}"
+        try:
+            stores[MEMORY] = _memory_store()
+        except Exception as exc:
+            problems[MEMORY] = f"{type(exc).__name__}: {exc}"
         labels = {name: kv.label for name, kv in stores.items()}
         filled = 0
         rng = random.Random(SEED)
@@ -136,7 +160,7 @@ def _us(ns: float | None) -> str:
 def markdown(result: dict[str, Any]) -> str:
     sizes = result["sizes"]
     lines = [
-        "## SQLite at scale",
+        "## SQLite (and the memory tier) at scale",
         "",
         (
             f"- Method: `benchmarks/sqlite_scale.py`: each store grown to {', '.join(f'{n:,}' for n in sizes)} "
@@ -163,11 +187,11 @@ def markdown(result: dict[str, Any]) -> str:
             lines.append(f"| {op} | {n:,} | {_us(sc)} | {_us(dc)} | {ratio} |")
     lines += ["", f"| op | library | {sizes[-1]:,} / {sizes[0]:,} rows |", "|---|---|---:|"]
     for op in ("get-hit", "set"):
-        for impl in PEERS:
+        for impl in (*PEERS, MEMORY):
             big, small = _median(result, impl, op, sizes[-1]), _median(result, impl, op, sizes[0])
             if big is None or small is None:
                 continue
             scale = big / small
-            mark = f" {'✓' if scale <= SCALE_TARGET else '✗'}" if impl == "stratacache" else ""
+            mark = f" {'✓' if scale <= SCALE_TARGET else '✗'}" if impl != "diskcache" else ""
             lines.append(f"| {op} | {impl} | {scale:.2f}{mark} |")
     return "\n".join(lines) + "\n"
