@@ -69,20 +69,17 @@ class MemoryStore:
         Lock-free when the entry is found; a miss is confirmed under the lock when the policy's lock-free
         lookups can miss a key being moved (``exact_lookups``), so a present key is never reported absent.
         """
-        policy = self._policy
-        env = policy.get(key)
-        if env is None and not policy.exact_lookups:
-            with self._lock:
-                env = policy.get(key)
-        return env
+        return self._confirmed(self._policy.get, key)
 
     def peek(self, key: str) -> L1Entry | None:
         """Return the stored envelope without recording an access (inspection, not a lookup); misses as :meth:`get`."""
-        policy = self._policy
-        env = policy.peek(key)
-        if env is None and not policy.exact_lookups:
+        return self._confirmed(self._policy.peek, key)
+
+    def _confirmed(self, lookup: Callable[[str], L1Entry | None], key: str) -> L1Entry | None:
+        env = lookup(key)
+        if env is None and not self._policy.exact_lookups:
             with self._lock:
-                env = policy.peek(key)
+                env = lookup(key)
         return env
 
     def hit_path(self) -> tuple[tuple[Callable[[str], L1Entry | None], ...], Callable[[str], object]]:
